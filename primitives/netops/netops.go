@@ -1,0 +1,383 @@
+// Package netops is iproute2 as a library: each function returns the `ip`
+// command a person types and the same change made through netlink.
+//
+// Every op runs on a host, either in the host's own network namespace
+// (ns == "") or in a namespace made on it with `ip netns add` (ns ==
+// "linux_yuan"), which is printed the way the documents type it:
+// `ip netns exec linux_yuan ip link set lo up`.
+package netops
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containers-underneath/lab/primitives/host"
+	"github.com/containers-underneath/lab/primitives/nsx"
+	"github.com/containers-underneath/lab/primitives/op"
+	"github.com/containers-underneath/lab/primitives/ping"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// In prefixes cmd with `ip netns exec NS` when ns is set.
+func In(ns, cmd string) string {
+	if ns == "" {
+		return cmd
+	}
+	return "ip netns exec " + op.Quote(ns) + " " + cmd
+}
+
+// withHandle runs fn with a netlink handle in ns on h.
+func withHandle(h *host.Host, ns string, fn func(*netlink.Handle) error) error {
+	hd, err := h.Handle(ns)
+	if err != nil {
+		return err
+	}
+	defer hd.Close()
+	return fn(hd)
+}
+
+func linkByName(hd *netlink.Handle, ns, name string) (netlink.Link, error) {
+	l, err := hd.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			where := "on the host"
+			if ns != "" {
+				where = "in " + ns
+			}
+			return nil, fmt.Errorf("device %q does not exist %s", name, where)
+		}
+		return nil, fmt.Errorf("failed to look up %q: %w", name, err)
+	}
+	return l, nil
+}
+
+// NetnsAdd is `ip netns add NAME`: a new network namespace kept alive by a
+// bind mount of its nsfs file at /run/netns/NAME, in the host's mount
+// namespace. An existing namespace of that name is left as it is.
+func NetnsAdd(h *host.Host, name string) op.Op {
+	return op.Op{
+		Cmd: "ip netns add " + op.Quote(name),
+		Do: func(io.Writer) error {
+			if h.HasNetns(name) {
+				return nil
+			}
+			return nsx.InPlace(nsx.Paths{Mnt: h.Paths().Mnt}, func() error {
+				if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+					return err
+				}
+				file := filepath.Join("/run/netns", name)
+				f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+				if err != nil {
+					return fmt.Errorf("failed to create namespace file %q: %w", file, err)
+				}
+				f.Close()
+				// The thread gets the new namespace; the bind mount keeps it
+				// alive after the thread is gone.
+				if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+					os.Remove(file)
+					return fmt.Errorf("failed to create network namespace %q: %w", name, err)
+				}
+				if err := unix.Mount("/proc/thread-self/ns/net", file, "none", unix.MS_BIND, ""); err != nil {
+					os.Remove(file)
+					return fmt.Errorf("failed to bind network namespace %q: %w", name, err)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// NetnsDel is `ip netns del NAME`. The namespace dies when its last user
+// goes; its veth ends die with it, taking their peers along. A missing
+// namespace is success.
+func NetnsDel(h *host.Host, name string) op.Op {
+	return op.Op{
+		Cmd: "ip netns del " + op.Quote(name),
+		Do: func(io.Writer) error {
+			return nsx.InPlace(nsx.Paths{Mnt: h.Paths().Mnt}, func() error {
+				file := filepath.Join("/run/netns", name)
+				if err := unix.Unmount(file, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+					return fmt.Errorf("failed to unmount %q: %w", file, err)
+				}
+				if err := os.Remove(file); err != nil && !os.IsNotExist(err) {
+					return err
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// LinkUp is `ip link set DEV up`.
+func LinkUp(h *host.Host, ns, dev string) op.Op {
+	return op.Op{
+		Cmd: In(ns, "ip link set "+op.Quote(dev)+" up"),
+		Do: func(io.Writer) error {
+			return withHandle(h, ns, func(hd *netlink.Handle) error {
+				l, err := linkByName(hd, ns, dev)
+				if err != nil {
+					return err
+				}
+				if err := hd.LinkSetUp(l); err != nil {
+					return fmt.Errorf("failed to set %q up: %w", dev, err)
+				}
+				return waitReady(h, ns, hd, l.Attrs().Index)
+			})
+		},
+	}
+}
+
+// waitReady waits until a link that has carrier can carry packets. The
+// kernel attaches a device's queue on the carrier-on event, which linkwatch
+// handles a moment later, off the syscall's path; until then the device
+// drops everything. For a veth, bringing one end up gives carrier to the
+// other end too, so both ends must be ready: otherwise the first ping's ARP
+// reply is dropped and ping waits a whole second for a retry.
+func waitReady(h *host.Host, ns string, hd *netlink.Handle, index int) error {
+	deadline := time.Now().Add(2 * time.Second)
+	l, err := hd.LinkByIndex(index)
+	if err != nil {
+		return err
+	}
+	if l.Attrs().RawFlags&unix.IFF_LOWER_UP == 0 {
+		return nil // no carrier yet: the other end is down
+	}
+	if err := waitRunning(hd, index, deadline); err != nil {
+		return err
+	}
+	if l.Type() != "veth" {
+		return nil
+	}
+	peer, err := findPeer(h, ns, l)
+	if err != nil || peer == nil {
+		return err
+	}
+	defer peer.hd.Close()
+	return waitRunning(peer.hd, peer.index, deadline)
+}
+
+func waitRunning(hd *netlink.Handle, index int, deadline time.Time) error {
+	for {
+		l, err := hd.LinkByIndex(index)
+		if err != nil {
+			return err
+		}
+		a := l.Attrs()
+		if a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown || a.RawFlags&unix.IFF_LOWER_UP == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%q is up but not running after 2s (operstate %s)", a.Name, a.OperState)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+type peerLink struct {
+	hd    *netlink.Handle
+	index int
+}
+
+// findPeer finds the other end of a veth among the host's namespaces: the
+// veth whose ifindex is our IFLA_LINK and whose IFLA_LINK is our ifindex.
+func findPeer(h *host.Host, ns string, l netlink.Link) (*peerLink, error) {
+	peerIndex := l.Attrs().ParentIndex
+	names, err := h.NetnsNames()
+	if err != nil {
+		return nil, err
+	}
+	for _, cand := range append([]string{""}, names...) {
+		hd, err := h.Handle(cand)
+		if err != nil {
+			continue
+		}
+		p, err := hd.LinkByIndex(peerIndex)
+		if err == nil && p.Type() == "veth" && p.Attrs().ParentIndex == l.Attrs().Index && p.Attrs().Name != l.Attrs().Name {
+			return &peerLink{hd: hd, index: peerIndex}, nil
+		}
+		hd.Close()
+	}
+	return nil, nil
+}
+
+// VethAdd is `ip link add A type veth peer name B`: two ends of one cable,
+// both in ns. An existing pair is left as it is.
+func VethAdd(h *host.Host, ns, a, b string) op.Op {
+	return op.Op{
+		Cmd: In(ns, fmt.Sprintf("ip link add %s type veth peer name %s", op.Quote(a), op.Quote(b))),
+		Do: func(io.Writer) error {
+			return withHandle(h, ns, func(hd *netlink.Handle) error {
+				// Always from NewLinkAttrs: a bare LinkAttrs{} asks for txqlen 0.
+				attrs := netlink.NewLinkAttrs()
+				attrs.Name = a
+				err := hd.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: b})
+				if errors.Is(err, unix.EEXIST) {
+					if l, lerr := hd.LinkByName(a); lerr == nil && l.Type() == "veth" {
+						return nil
+					}
+				}
+				if err != nil {
+					return fmt.Errorf("failed to add veth pair %q/%q: %w", a, b, err)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// LinkSetNetns is `ip link set DEV netns TARGET`, TARGET being a namespace
+// made with `ip netns add` on the same host. The device vanishes from ns.
+func LinkSetNetns(h *host.Host, ns, dev, target string) op.Op {
+	return op.Op{
+		Cmd: In(ns, fmt.Sprintf("ip link set %s netns %s", op.Quote(dev), op.Quote(target))),
+		Do: func(io.Writer) error {
+			return withHandle(h, ns, func(hd *netlink.Handle) error {
+				l, err := linkByName(hd, ns, dev)
+				if err != nil {
+					return err
+				}
+				fd, err := netns.GetFromPath(h.NetnsPath(target))
+				if err != nil {
+					return fmt.Errorf("failed to open network namespace %q: %w", target, err)
+				}
+				defer fd.Close()
+				if err := hd.LinkSetNsFd(l, int(fd)); err != nil {
+					return fmt.Errorf("failed to move %q to %q: %w", dev, target, err)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// AddrAdd is `ip addr add CIDR dev DEV`. The prefix length matters: it
+// decides which addresses are on-link (the kernel adds the subnet route).
+// An address already there is success.
+func AddrAdd(h *host.Host, ns, cidr, dev string) op.Op {
+	return op.Op{
+		Cmd: In(ns, fmt.Sprintf("ip addr add %s dev %s", cidr, op.Quote(dev))),
+		Do: func(io.Writer) error {
+			addr, err := netlink.ParseAddr(cidr)
+			if err != nil {
+				return fmt.Errorf("invalid address %q: %w", cidr, err)
+			}
+			return withHandle(h, ns, func(hd *netlink.Handle) error {
+				l, err := linkByName(hd, ns, dev)
+				if err != nil {
+					return err
+				}
+				if err := hd.AddrAdd(l, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+					return fmt.Errorf("failed to add %s to %q: %w", cidr, dev, err)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// RouteAddDefault is `ip route add default via GW`. The gateway must be
+// on-link (inside a connected subnet), or the kernel answers "Nexthop has
+// invalid gateway".
+func RouteAddDefault(h *host.Host, ns, gw string) op.Op {
+	return op.Op{
+		Cmd: In(ns, "ip route add default via "+gw),
+		Do: func(io.Writer) error {
+			ip := net.ParseIP(gw)
+			if ip == nil {
+				return fmt.Errorf("invalid gateway %q", gw)
+			}
+			return withHandle(h, ns, func(hd *netlink.Handle) error {
+				err := hd.RouteAdd(&netlink.Route{Gw: ip})
+				if err != nil && !errors.Is(err, unix.EEXIST) {
+					return fmt.Errorf("failed to add default route via %s: %w", gw, err)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// LinkDel is `ip link del DEV`. Deleting one end of a veth deletes both; a
+// missing device is success (it may have gone with its peer's namespace).
+func LinkDel(h *host.Host, ns, dev string) op.Op {
+	return op.Op{
+		Cmd: In(ns, "ip link del "+op.Quote(dev)),
+		Do: func(io.Writer) error {
+			return withHandle(h, ns, func(hd *netlink.Handle) error {
+				l, err := hd.LinkByName(dev)
+				if err != nil {
+					return nil
+				}
+				if err := hd.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+					return fmt.Errorf("failed to delete %q: %w", dev, err)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// ErrNoReply is returned by a Ping op whose echo went unanswered.
+var ErrNoReply = errors.New("no reply")
+
+// PingTimeout is how long a ping op waits (`ping -W 1`).
+const PingTimeout = time.Second
+
+// Ping is `ping -c 1 -W 1 DST` from ns: a real ICMP echo. It prints what
+// ping prints and fails with ErrNoReply (wrapped with ping's reason) when
+// nothing answers.
+func Ping(h *host.Host, ns, dst string) op.Op {
+	return op.Op{
+		Cmd: In(ns, "ping -c 1 -W 1 "+dst),
+		Do: func(out io.Writer) error {
+			r, err := ping.Ping(h.NetnsPath(ns), dst, PingTimeout)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out, r.Line())
+			if !r.Reply {
+				return fmt.Errorf("%w: %s", ErrNoReply, r.Reason)
+			}
+			return nil
+		},
+	}
+}
+
+// Sysctl is `sysctl -w KEY=VALUE` for a net.* key, which is per network
+// namespace: /proc/sys/net shows the namespace of the thread that opens it.
+func Sysctl(h *host.Host, ns, key, value string) op.Op {
+	return op.Op{
+		Cmd: In(ns, fmt.Sprintf("sysctl -w %s=%s", key, value)),
+		Do: func(out io.Writer) error {
+			path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+			err := nsx.InNetns(h.NetnsPath(ns), func() error {
+				return os.WriteFile(path, []byte(value+"\n"), 0o644)
+			})
+			if err != nil {
+				return fmt.Errorf("failed to set %s: %w", key, err)
+			}
+			fmt.Fprintf(out, "%s = %s\n", key, value)
+			return nil
+		},
+	}
+}
+
+// ReadSysctl reads a net.* sysctl in ns of h.
+func ReadSysctl(h *host.Host, ns, key string) (string, error) {
+	var v []byte
+	err := nsx.InNetns(h.NetnsPath(ns), func() error {
+		var err error
+		v, err = os.ReadFile("/proc/sys/" + strings.ReplaceAll(key, ".", "/"))
+		return err
+	})
+	return strings.TrimSpace(string(v)), err
+}
