@@ -1,0 +1,251 @@
+// Package cli is the command line of `lab` and of each lesson's own
+// executable: the same lesson commands in both.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/containers-underneath/lab/labs/engine"
+	"github.com/mattn/go-isatty"
+	"github.com/urfave/cli/v2"
+)
+
+// Extra commands (bench, grade, replay) are added by other packages.
+var Extra []*cli.Command
+
+// exit codes: 1 a check or step failed, 2 bad input or a missing requirement.
+const (
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// Main runs the `lab` command and exits.
+func Main(args []string) {
+	os.Exit(run(app(), args))
+}
+
+// LessonMain runs a lesson's own executable and exits.
+func LessonMain(name string, args []string) {
+	l, ok := engine.Lookup(name)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "%s: lesson not built into this binary\n", name)
+		os.Exit(exitUsage)
+	}
+	c := lessonCommand(l)
+	a := &cli.App{
+		Name:            l.Name,
+		Usage:           l.Title(),
+		Flags:           c.Flags,
+		Action:          c.Action,
+		Commands:        c.Subcommands,
+		HideHelpCommand: true,
+		OnUsageError:    usageError,
+		CommandNotFound: notFound,
+	}
+	os.Exit(run(a, args))
+}
+
+func run(a *cli.App, args []string) int {
+	a.ExitErrHandler = func(*cli.Context, error) {}
+	err := a.Run(args)
+	if err == nil {
+		return 0
+	}
+	var ue *engine.UsageError
+	var ec cli.ExitCoder
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "%s: %s\n", a.Name, ue.Msg)
+		return exitUsage
+	case errors.As(err, &ec):
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintf(os.Stderr, "%s: %s\n", a.Name, msg)
+		}
+		return ec.ExitCode()
+	case errors.Is(err, engine.Interrupted):
+		fmt.Fprintf(os.Stderr, "%s: interrupted; everything the lesson made has been removed\n", a.Name)
+		return 130
+	default:
+		fmt.Fprintf(os.Stderr, "%s: %s\n", a.Name, err)
+		return exitFail
+	}
+}
+
+func usageError(c *cli.Context, err error, isSub bool) error {
+	return engine.Usagef("%s (see '%s --help')", err, c.Command.HelpName)
+}
+
+func notFound(c *cli.Context, name string) {
+	fmt.Fprintf(os.Stderr, "lab: no lesson or command %q: 'lab list' shows the lessons\n", name)
+	os.Exit(exitUsage)
+}
+
+func app() *cli.App {
+	a := &cli.App{
+		Name:                 "lab",
+		Usage:                "watch how containers work underneath, one kernel call at a time",
+		HideHelpCommand:      true,
+		OnUsageError:         usageError,
+		CommandNotFound:      notFound,
+		EnableBashCompletion: false,
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return engine.Usagef("no lesson or command %q: 'lab list' shows the lessons", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+	}
+	a.Commands = append(a.Commands, &cli.Command{
+		Name:  "list",
+		Usage: "the lessons, one line each",
+		Action: func(c *cli.Context) error {
+			for _, l := range engine.Lessons() {
+				fmt.Fprintf(c.App.Writer, "%-16s %s  [%s]\n", l.Name, l.Title(), l.Sources)
+			}
+			return nil
+		},
+	}, doctorCommand())
+	for _, l := range engine.Lessons() {
+		a.Commands = append(a.Commands, lessonCommand(l))
+	}
+	a.Commands = append(a.Commands, Extra...)
+	return a
+}
+
+var noColorFlag = &cli.BoolFlag{Name: "no-color", Usage: "no colour even on a terminal (NO_COLOR works too)"}
+
+func style(c *cli.Context) *engine.Style {
+	return engine.NewStyle(os.Stdout, c.Bool("no-color"))
+}
+
+// signalContext ends on Ctrl-C or SIGTERM, so a lesson stops between two
+// commands and cleans up.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+}
+
+func noArgs(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return engine.Usagef("unexpected argument %q (see '%s --help')", c.Args().First(), c.Command.HelpName)
+	}
+	return nil
+}
+
+func lessonCommand(l *engine.Lesson) *cli.Command {
+	return &cli.Command{
+		Name:            l.Name,
+		Usage:           l.Title(),
+		Description:     "Runs the lesson step by step on simulated hosts, printing each command and checking the kernel state after it.\nSource documents: " + l.Sources,
+		HideHelpCommand: true,
+		OnUsageError:    usageError,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "step", Usage: "pause before each step (Enter goes on)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the lesson as a bash script; touch nothing"},
+			noColorFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return engine.Usagef("%s has no subcommand %q: use shell, check or clean (see 'lab %s --help')", l.Name, c.Args().First(), l.Name)
+			}
+			if c.Bool("dry-run") {
+				return engine.DryRun(l, c.App.Writer)
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			o := engine.Options{Out: os.Stdout, Style: style(c)}
+			if c.Bool("step") && isatty.IsTerminal(os.Stdin.Fd()) {
+				o.Pause = engine.EnterPause(os.Stdin, os.Stdout)
+			}
+			err := engine.Run(ctx, l, o)
+			var se *engine.StepError
+			if errors.As(err, &se) {
+				return cli.Exit(se.Error(), exitFail)
+			}
+			return err
+		},
+		Subcommands: []*cli.Command{
+			{
+				Name:      "shell",
+				Usage:     "a root shell (or one command) on a simulated host of this lesson, kept until clean",
+				ArgsUsage: "[-- CMD ARGS...]",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "host", Usage: "which host (default: " + l.Main + ")"},
+				},
+				OnUsageError: usageError,
+				Action: func(c *cli.Context) error {
+					// Ctrl-C belongs to the shell; the lab only waits for it.
+					sig := make(chan os.Signal, 1)
+					signal.Notify(sig, os.Interrupt, syscall.SIGQUIT)
+					defer signal.Stop(sig)
+					code, err := engine.Shell(l, c.String("host"), c.Args().Slice(), os.Stdin, os.Stdout, os.Stderr)
+					if err != nil {
+						return err
+					}
+					if code != 0 {
+						return cli.Exit("", code)
+					}
+					return nil
+				},
+			},
+			{
+				Name:  "check",
+				Usage: "grade the kernel state of your work: what is right, what is missing, a hint each",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "host", Usage: "which host of the lesson's shell (default: " + l.Main + ")"},
+					&cli.BoolFlag{Name: "host-ns", Usage: "check work done on this machine's own root namespace (read-only)"},
+					&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
+					noColorFlag,
+				},
+				OnUsageError: usageError,
+				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					if c.Bool("host-ns") && c.IsSet("host") {
+						return engine.Usagef("--host and --host-ns exclude each other: pick one")
+					}
+					var r *engine.Report
+					var err error
+					if c.Bool("host-ns") {
+						r, err = engine.CheckMachine(l)
+					} else {
+						r, err = engine.CheckShell(l, c.String("host"))
+					}
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						if err := r.JSON(c.App.Writer); err != nil {
+							return err
+						}
+					} else {
+						r.Print(c.App.Writer, style(c))
+					}
+					if !r.Passed() {
+						return cli.Exit("", exitFail)
+					}
+					return nil
+				},
+			},
+			{
+				Name:         "clean",
+				Usage:        "remove everything the lesson or its shell made",
+				OnUsageError: usageError,
+				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					if os.Geteuid() != 0 {
+						return engine.Usagef("cleaning needs root: run it with sudo")
+					}
+					return engine.Clean(l, c.App.Writer)
+				},
+			},
+		},
+	}
+}

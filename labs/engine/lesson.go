@@ -1,0 +1,169 @@
+// Package engine runs lessons: a lesson is data (steps, each with narration,
+// the commands a person types, and the checks that must hold after it) and
+// the engine prints, performs, checks, records, grades and cleans.
+package engine
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/containers-underneath/lab/primitives/host"
+	"github.com/containers-underneath/lab/primitives/op"
+	"github.com/containers-underneath/lab/primitives/simhost"
+)
+
+// Lesson is one lesson of the catalogue.
+type Lesson struct {
+	Name     string // "netns-veth": the command and the executable
+	Sources  string // the seed documents it follows, e.g. "000, 004"
+	Topology simhost.Topology
+	Main     string   // the host whose prompt the student sees
+	Needs    []string // kernel features (see Features) checked before anything is made
+	Text     Text     // narration, by step ID; the lesson's title under "title"
+	// State renders the normalised kernel state transcripts record after
+	// each step; nil means the network state of the main host.
+	State func(env *Env) (string, error)
+	// Normalize, when set, removes volatile values (paths of temp dirs,
+	// inode numbers, sizes) from command output, after the engine's own
+	// normalisation.
+	Normalize func(string) string
+	// Build returns the steps and checks for an environment. It is called
+	// with placeholder hosts for --dry-run, so it must not touch the kernel.
+	Build func(env *Env) *Script
+}
+
+// Env is where a lesson's script is bound: the hosts of a world, or the
+// machine itself for `check --host-ns`.
+type Env struct {
+	Lesson *Lesson
+	hosts  map[string]*host.Host
+	// OnMachine is set for `check --host-ns`: the main host is the VM's own
+	// root namespace. Items then send no traffic that could leave the
+	// machine, and read instead of change.
+	OnMachine bool
+	// MainAddr is the main host's own address: the document's 10.0.0.81 on
+	// a simulated host, the VM's address on the machine.
+	MainAddr string
+}
+
+// Host returns the named host of the environment.
+func (e *Env) Host(name string) *host.Host {
+	if h, ok := e.hosts[name]; ok {
+		return h
+	}
+	// Placeholder for --dry-run: pid -1 makes any accidental use fail.
+	return &host.Host{Name: name, Pid: -1}
+}
+
+// Main is the main host.
+func (e *Env) Main() *host.Host { return e.Host(e.Lesson.Main) }
+
+// Script is a lesson bound to an environment.
+type Script struct {
+	Steps []Step
+	// Items are the graded self-check, in order; they all hold at the end
+	// of the steps.
+	Items []Item
+	// Teardown is the document's own cleanup: the lesson performs it last,
+	// and --dry-run prints it commented out.
+	Teardown Step
+}
+
+// Step is one numbered step of a lesson.
+type Step struct {
+	ID      string // key into the lesson's Text
+	Actions []Action
+	Verify  []string // IDs of Items that must pass after this step
+	Extra   []Item   // checks for this step only (e.g. "veth100 is gone")
+}
+
+// Expect is what an action must come to.
+type Expect int
+
+const (
+	Succeeds Expect = iota
+	Fails           // a failure the lesson wants to show (ping before the route exists)
+)
+
+// Action is one command on one host.
+type Action struct {
+	Host   string // "" = the lesson's main host
+	Op     op.Op
+	Expect Expect
+	Why    string // for Fails: why it fails, one line
+}
+
+// Do and Fail are shorthands for lesson data.
+func Do(o op.Op) Action { return Action{Op: o} }
+func Fail(o op.Op, why string) Action {
+	return Action{Op: o, Expect: Fails, Why: why}
+}
+
+// On runs the action on another host than the main one.
+func (a Action) On(hostName string) Action { a.Host = hostName; return a }
+
+// Item is one graded self-check item.
+type Item struct {
+	ID     string
+	Text   string // what must be true, e.g. "namespace linux_yuan exists"
+	Points int    // 0 means 1
+	Eval   func(p *Probe) Verdict
+}
+
+// Verdict is what a check found.
+type Verdict struct {
+	OK    bool
+	Found string // what was there instead, when not OK
+	Hint  string // the command that fixes it, when not OK
+	Skip  string // why the item does not apply here (it counts as passed)
+}
+
+// Pass and Miss build verdicts.
+func Pass() Verdict { return Verdict{OK: true} }
+func Miss(found, hint string, args ...any) Verdict {
+	return Verdict{Found: found, Hint: fmt.Sprintf(hint, args...)}
+}
+
+var registry = map[string]*Lesson{}
+
+// Register adds a lesson; lesson packages call it from init.
+func Register(l *Lesson) {
+	if _, dup := registry[l.Name]; dup {
+		panic("engine: lesson registered twice: " + l.Name)
+	}
+	registry[l.Name] = l
+}
+
+// Lessons returns every registered lesson, by name.
+func Lessons() []*Lesson {
+	var ls []*Lesson
+	for _, l := range registry {
+		ls = append(ls, l)
+	}
+	sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+	return ls
+}
+
+// Lookup finds a lesson by name.
+func Lookup(name string) (*Lesson, bool) {
+	l, ok := registry[name]
+	return l, ok
+}
+
+// bind makes the environment for a world (or placeholders when w is nil).
+func (l *Lesson) bind(w *simhost.World) *Env {
+	env := &Env{Lesson: l, hosts: map[string]*host.Host{}, MainAddr: l.Topology.LANAddr(l.Main)}
+	if w != nil {
+		for _, h := range w.Hosts {
+			env.hosts[h.Name] = h
+		}
+	}
+	return env
+}
+
+// Title is the lesson's one-line title.
+func (l *Lesson) Title() string { return l.Text.Title("title") }
+
+// Bind is the environment of a lesson in world w (placeholders when w is
+// nil, as for --dry-run).
+func Bind(l *Lesson, w *simhost.World) *Env { return l.bind(w) }

@@ -1,0 +1,30 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/containers-underneath/lab/primitives/features"
+)
+
+// UsageError is bad input: the CLI prints it on one line and exits 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// Usagef builds a UsageError.
+func Usagef(format string, args ...any) error { return &UsageError{Msg: fmt.Sprintf(format, args...)} }
+
+// Preflight checks, before anything is made, that the lesson can run here.
+func Preflight(l *Lesson) error {
+	if os.Geteuid() != 0 {
+		return Usagef("lab %s needs root to make namespaces: run it with sudo (or try 'lab %s --dry-run', which needs nothing)", l.Name, l.Name)
+	}
+	for _, n := range l.Needs {
+		f, err := features.Check(n)
+		if err != nil {
+			return Usagef("lab %s needs %s, and this machine lacks it (%v): %s", l.Name, f.Name, err, f.Fix)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/containers-underneath/lab/primitives/netstate"
+	"github.com/containers-underneath/lab/primitives/simhost"
+)
+
+// Options shape one run of a lesson.
+type Options struct {
+	Out   io.Writer
+	Style *Style
+	// Pause, when set, is called before each step; it returns when the
+	// student presses Enter (or ctx ends).
+	Pause func(ctx context.Context, next string) error
+	// Record, when set, receives the transcript of the run.
+	Record *Transcript
+}
+
+// StepError is a step whose command or check did not come out as the
+// lesson says.
+type StepError struct {
+	Step     int
+	Title    string
+	Expected string
+	Found    string
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("step %d (%s) failed: expected %s; found %s", e.Step, e.Title, e.Expected, e.Found)
+}
+
+// Interrupted is returned when ctx ended (Ctrl-C, SIGTERM) mid-lesson.
+var Interrupted = errors.New("interrupted")
+
+// NewWorldID names a run's world uniquely on this machine.
+func NewWorldID() string {
+	return fmt.Sprintf("run-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+}
+
+// Run runs a whole lesson: build its world, every step with its checks, the
+// graded check, the document's teardown, then remove the world. Whatever
+// happens (a failed step, Ctrl-C), the world is removed before Run returns.
+func Run(ctx context.Context, l *Lesson, o Options) (err error) {
+	if err := Preflight(l); err != nil {
+		return err
+	}
+	w, err := simhost.Create(l.Name, NewWorldID(), l.Topology, simhost.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if derr := w.Destroy(); derr != nil && err == nil {
+			err = fmt.Errorf("failed to remove the simulated hosts: %w", derr)
+		}
+		fmt.Fprintf(o.Out, "\n%s\n", o.Style.Dim("Removed the simulated hosts ("+hostNames(w)+") and everything in them."))
+	}()
+	env := l.bind(w)
+	s := l.Build(env)
+	printHeader(o.Out, o.Style, l, w)
+	if err := RunSteps(ctx, env, s, o); err != nil {
+		return err
+	}
+	if err := finalCheck(o, env, s); err != nil {
+		return err
+	}
+	if len(s.Teardown.Actions) > 0 {
+		n := len(s.Steps) + 1
+		if err := runStep(ctx, env, s, n, len(s.Steps)+1, s.Teardown, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hostNames(w *simhost.World) string {
+	var n []string
+	for _, h := range w.Hosts {
+		n = append(n, h.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func printHeader(out io.Writer, st *Style, l *Lesson, w *simhost.World) {
+	fmt.Fprintf(out, "%s: %s\n", st.Bold("lab "+l.Name), l.Title())
+	if b := l.Text.Body("title"); b != "" {
+		fmt.Fprintln(out, wrap(b, "", 78))
+	}
+	fmt.Fprintf(out, "Source documents: %s\n", l.Sources)
+	var hs []string
+	for _, h := range l.Topology.Hosts {
+		if h.Addr != "" {
+			hs = append(hs, fmt.Sprintf("%s (eth0 %s/24)", h.Name, h.Addr))
+		} else {
+			hs = append(hs, h.Name)
+		}
+	}
+	line := "Simulated hosts: " + strings.Join(hs, ", ")
+	if l.Topology.Networked() {
+		line += fmt.Sprintf("; LAN gateway %s; the internet stands at %s (for www.baidu.com)", simhost.GatewayLAN, simhost.InternetAddr)
+	}
+	fmt.Fprintln(out, st.Dim(line))
+}
+
+// RunSteps runs the steps of s in env, stopping at the first that fails.
+func RunSteps(ctx context.Context, env *Env, s *Script, o Options) error {
+	if o.Record != nil {
+		o.Record.Lesson = env.Lesson.Name
+		o.Record.Title = env.Lesson.Title()
+		o.Record.Sources = env.Lesson.Sources
+	}
+	for i, st := range s.Steps {
+		if err := runStep(ctx, env, s, i+1, len(s.Steps)+1, st, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runStep(ctx context.Context, env *Env, s *Script, n, total int, st Step, o Options) error {
+	l := env.Lesson
+	title := l.Text.Title(st.ID)
+	if o.Pause != nil {
+		if err := o.Pause(ctx, fmt.Sprintf("step %d/%d: %s", n, total, title)); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return Interrupted
+	}
+	out, sty := o.Out, o.Style
+	fmt.Fprintf(out, "\n%s %s\n", sty.Bold(fmt.Sprintf("Step %d/%d", n, total)), sty.Bold(title))
+	if body := l.Text.Body(st.ID); body != "" {
+		fmt.Fprintln(out, wrap(body, "  ", 78))
+	}
+	var rec *TStep
+	if o.Record != nil {
+		o.Record.Steps = append(o.Record.Steps, TStep{N: n, ID: st.ID, Title: title, Narration: l.Text.Body(st.ID)})
+		rec = &o.Record.Steps[len(o.Record.Steps)-1]
+	}
+	for _, a := range st.Actions {
+		if ctx.Err() != nil {
+			return Interrupted
+		}
+		hostName := a.Host
+		if hostName == "" {
+			hostName = l.Main
+		}
+		fmt.Fprintf(out, "  %s %s\n", sty.Dim(Prompt(hostName)), sty.Cmd(a.Op.Cmd))
+		var buf bytes.Buffer
+		err := a.Op.Do(&buf)
+		for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+			if line != "" {
+				fmt.Fprintf(out, "    %s\n", line)
+			}
+		}
+		outcome := "ok"
+		switch {
+		case a.Expect == Succeeds && err != nil:
+			fmt.Fprintf(out, "  %s %s\n", sty.Bad("✘"), err)
+			return &StepError{Step: n, Title: title, Expected: "`" + a.Op.Cmd + "` to succeed", Found: err.Error()}
+		case a.Expect == Fails && err == nil:
+			fmt.Fprintf(out, "  %s this should have failed (%s), but it worked\n", sty.Bad("✘"), a.Why)
+			return &StepError{Step: n, Title: title, Expected: "`" + a.Op.Cmd + "` to fail: " + a.Why, Found: "it succeeded"}
+		case a.Expect == Fails:
+			fmt.Fprintf(out, "  %s fails, as expected: %s\n", sty.Good("✔"), a.Why)
+			outcome = "fails, as expected: " + a.Why
+		}
+		if rec != nil {
+			rec.Commands = append(rec.Commands, TCmd{Host: hostName, Cmd: a.Op.Cmd, Output: l.normalize(buf.String()), Outcome: outcome})
+		}
+	}
+	p := NewProbe(env, env.Main())
+	checks := st.Extra
+	for _, id := range st.Verify {
+		it, ok := findItem(s, id)
+		if !ok {
+			return fmt.Errorf("lesson %s: step %s verifies unknown item %q", l.Name, st.ID, id)
+		}
+		checks = append(checks, it)
+	}
+	for _, it := range checks {
+		r := Evaluate(it, p)
+		if !r.OK {
+			fmt.Fprintf(out, "  %s %s\n", sty.Bad("✘"), r.Text)
+			return &StepError{Step: n, Title: title, Expected: r.Text, Found: r.Found}
+		}
+		fmt.Fprintf(out, "  %s %s\n", sty.Good("✔"), r.Text)
+		if rec != nil {
+			rec.Checks = append(rec.Checks, r.Text)
+		}
+	}
+	if rec != nil {
+		state, err := State(env)
+		if err != nil {
+			return fmt.Errorf("failed to read the state after step %d: %w", n, err)
+		}
+		rec.State = state
+	}
+	return nil
+}
+
+// State is the normalised kernel state of a lesson's main host.
+func State(env *Env) (string, error) {
+	if env.Lesson.State != nil {
+		return env.Lesson.State(env)
+	}
+	return netstate.Snapshot(env.Main())
+}
+
+func findItem(s *Script, id string) (Item, bool) {
+	for _, it := range s.Items {
+		if it.ID == id {
+			return it, true
+		}
+	}
+	return Item{}, false
+}
+
+func finalCheck(o Options, env *Env, s *Script) error {
+	r := Grade(s, NewProbe(env, env.Main()))
+	fmt.Fprintln(o.Out)
+	r.Print(o.Out, o.Style)
+	if !r.Passed() {
+		for _, it := range r.Items {
+			if !it.OK {
+				return &StepError{Step: len(s.Steps), Title: "self-check", Expected: it.Text, Found: it.Found}
+			}
+		}
+	}
+	return nil
+}
+
+// Prompt is the prompt of the documents: [root@docker01 ~]#
+func Prompt(hostName string) string { return "[root@" + hostName + " ~]#" }
+
+// EnterPause is the --step pause: wait for Enter on in.
+func EnterPause(in io.Reader, out io.Writer) func(ctx context.Context, next string) error {
+	r := bufio.NewReader(in)
+	return func(ctx context.Context, next string) error {
+		fmt.Fprintf(out, "\n-- press Enter for %s (Ctrl-C stops and cleans up) --", next)
+		done := make(chan error, 1)
+		go func() { _, err := r.ReadString('\n'); done <- err }()
+		select {
+		case <-ctx.Done():
+			return Interrupted
+		case err := <-done:
+			if err != nil {
+				return Interrupted
+			}
+			return nil
+		}
+	}
+}
+
+// wrap folds text at width, each line indented.
+func wrap(text, indent string, width int) string {
+	var out []string
+	for _, para := range strings.Split(text, "\n") {
+		if strings.TrimSpace(para) == "" {
+			out = append(out, "")
+			continue
+		}
+		// Lines that start with spaces are pre-formatted (drawings, tables).
+		if strings.HasPrefix(para, " ") {
+			out = append(out, indent+para)
+			continue
+		}
+		line := indent
+		for _, word := range strings.Fields(para) {
+			if len(line)+len(word)+1 > width && strings.TrimSpace(line) != "" {
+				out = append(out, line)
+				line = indent
+			}
+			if strings.TrimSpace(line) != "" {
+				line += " "
+			}
+			line += word
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
+func (l *Lesson) normalize(s string) string {
+	s = Normalize(s)
+	if l.Normalize != nil {
+		s = l.Normalize(s)
+	}
+	return s
+}

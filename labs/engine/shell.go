@@ -1,0 +1,247 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/containers-underneath/lab/primitives/host"
+	"github.com/containers-underneath/lab/primitives/nsx"
+	"github.com/containers-underneath/lab/primitives/simhost"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// ShellID names the world a student works in by hand; it is kept until
+// `lab LESSON clean`.
+const ShellID = "shell"
+
+// ShellWorld returns the lesson's shell world, making it if needed.
+func ShellWorld(l *Lesson) (w *simhost.World, created bool, err error) {
+	if err := Preflight(l); err != nil {
+		return nil, false, err
+	}
+	if w, err := simhost.Open(l.Name, ShellID); err == nil {
+		if w.Alive() {
+			return w, false, nil
+		}
+		// Half a world (a reboot, a killed keeper): start afresh.
+		w.Destroy()
+	}
+	w, err = simhost.Create(l.Name, ShellID, l.Topology, simhost.Options{Kept: true})
+	return w, err == nil, err
+}
+
+// OpenShellWorld returns the shell world without making one.
+func OpenShellWorld(l *Lesson) (*simhost.World, error) {
+	w, err := simhost.Open(l.Name, ShellID)
+	if err != nil || !w.Alive() {
+		return nil, Usagef("there is no %s shell to check: run 'sudo lab %s shell', do the exercise there, then check again (or use --host-ns to check work done on this machine itself)", l.Name, l.Name)
+	}
+	return w, nil
+}
+
+// HostOf finds a host of a world by name, with an error listing the others.
+func HostOf(w *simhost.World, name string) (*host.Host, error) {
+	if h := w.Host(name); h != nil {
+		return h, nil
+	}
+	var names []string
+	for _, h := range w.Hosts {
+		names = append(names, h.Name)
+	}
+	return nil, Usagef("no host %q in lesson %s: the hosts are %s", name, w.Lesson, strings.Join(names, ", "))
+}
+
+// Shell runs an interactive root shell (argv empty) or one command on a
+// host of the shell world, and returns its exit code. The shell keeps its
+// history in the world's directory, which is how `check --record` knows
+// what the student typed.
+func Shell(l *Lesson, hostName string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	w, created, err := ShellWorld(l)
+	if err != nil {
+		return 0, err
+	}
+	if hostName == "" {
+		hostName = l.Main
+	}
+	h, err := HostOf(w, hostName)
+	if err != nil {
+		return 0, err
+	}
+	if created && len(argv) == 0 {
+		fmt.Fprintf(stderr, "Made the simulated hosts of %s (%s). They stay until 'lab %s clean'.\n", l.Name, hostList(w), l.Name)
+	}
+	rc := filepath.Join(w.Dir(), "bashrc")
+	if err := os.WriteFile(rc, []byte(bashrc(l, h.Name, filepath.Join(w.Dir(), "history."+h.Name))), 0o644); err != nil {
+		return 0, err
+	}
+	var cmd *exec.Cmd
+	if len(argv) == 0 {
+		cmd = exec.Command("/bin/bash", "--rcfile", rc, "-i")
+	} else {
+		path, err := exec.LookPath(argv[0])
+		if err != nil {
+			path = argv[0] // resolved again inside the host
+		}
+		cmd = exec.Command(path, argv[1:]...)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	cmd.Dir = "/root"
+	if _, err := os.Stat("/root"); err != nil {
+		cmd.Dir = "/"
+	}
+	cmd.Env = append(os.Environ(), "LAB_LESSON="+l.Name, "LAB_HOST="+h.Name, "PATH="+shellPath())
+	// Started from a thread inside the host: the child inherits its
+	// network, mount and UTS namespaces.
+	err = nsx.InPlace(h.Paths(), cmd.Start)
+	if err != nil {
+		return 0, fmt.Errorf("failed to start %s on %s: %w", strings.Join(append([]string{cmd.Path}, cmd.Args[1:]...), " "), h.Name, err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(unix.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+func hostList(w *simhost.World) string {
+	var hs []string
+	for _, h := range w.Hosts {
+		hs = append(hs, h.Name)
+	}
+	return strings.Join(hs, ", ")
+}
+
+// shellPath puts the lab itself and sbin on PATH inside the host.
+func shellPath() string {
+	p := os.Getenv("PATH")
+	for _, d := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
+		if !strings.Contains(":"+p+":", ":"+d+":") {
+			p += ":" + d
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		p = filepath.Dir(exe) + ":" + p
+	}
+	return p
+}
+
+func bashrc(l *Lesson, hostName, history string) string {
+	return fmt.Sprintf(`# lab %[1]s shell on %[2]s
+[ -f /etc/bash.bashrc ] && . /etc/bash.bashrc
+PS1='[\u@\h \W]\$ '
+HISTFILE=%[3]q
+HISTSIZE=10000
+HISTFILESIZE=10000
+HISTTIMEFORMAT='%%F %%T '
+shopt -s histappend
+PROMPT_COMMAND='history -a'
+echo "lab %[1]s: you are root on the simulated host %[2]s. Type the lesson's commands;"
+echo "'exit' leaves (the host stays), 'lab %[1]s check' grades, 'lab %[1]s clean' removes it."
+`, l.Name, hostName, history)
+}
+
+// Clean removes the lesson's shell world and any world left by a run that
+// died. Worlds of runs still going are left to them.
+func Clean(l *Lesson, out io.Writer) error {
+	all, err := simhost.List(l.Name)
+	if err != nil {
+		return err
+	}
+	removed := 0
+	var first error
+	for _, id := range all[l.Name] {
+		w, err := simhost.Open(l.Name, id)
+		if err != nil {
+			// No state file: a world cut short before it saved one.
+			os.RemoveAll(filepath.Join(simhost.StateRoot(), l.Name, id))
+			continue
+		}
+		if w.OwnerAlive() && w.Owner != os.Getpid() {
+			fmt.Fprintf(out, "left %s alone: the lab run %d is using it and cleans it up itself\n", id, w.Owner)
+			continue
+		}
+		if err := w.Destroy(); err != nil && first == nil {
+			first = err
+		}
+		fmt.Fprintf(out, "removed %s (%s)\n", id, hostList(w))
+		removed++
+	}
+	if removed == 0 {
+		fmt.Fprintf(out, "nothing to clean for %s\n", l.Name)
+	}
+	return first
+}
+
+// MachineEnv binds a lesson to the machine itself, for `check --host-ns`.
+func MachineEnv(l *Lesson) *Env {
+	env := l.bind(nil)
+	env.OnMachine = true
+	m := host.Machine()
+	env.hosts[l.Main] = m
+	env.MainAddr = primaryAddr()
+	return env
+}
+
+// primaryAddr is the first global IPv4 address of the machine on a link
+// that is up and is not a veth or bridge a lesson made.
+func primaryAddr() string {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return ""
+	}
+	for _, l := range links {
+		if l.Attrs().Flags&net.FlagUp == 0 || l.Attrs().Flags&net.FlagLoopback != 0 || l.Type() == "veth" || l.Type() == "bridge" {
+			continue
+		}
+		addrs, _ := netlink.AddrList(l, unix.AF_INET)
+		for _, a := range addrs {
+			if a.Scope == unix.RT_SCOPE_UNIVERSE {
+				return a.IP.String()
+			}
+		}
+	}
+	return ""
+}
+
+// CheckShell grades the shell world's host (the main one if hostName is "").
+func CheckShell(l *Lesson, hostName string) (*Report, error) {
+	if err := Preflight(l); err != nil {
+		return nil, err
+	}
+	w, err := OpenShellWorld(l)
+	if err != nil {
+		return nil, err
+	}
+	if hostName == "" {
+		hostName = l.Main
+	}
+	h, err := HostOf(w, hostName)
+	if err != nil {
+		return nil, err
+	}
+	env := l.bind(w)
+	return Grade(l.Build(env), NewProbe(env, h)), nil
+}
+
+// CheckMachine grades work done on the machine's own root namespace,
+// reading only.
+func CheckMachine(l *Lesson) (*Report, error) {
+	if os.Geteuid() != 0 {
+		return nil, Usagef("checking needs root to look into namespaces: run it with sudo")
+	}
+	env := MachineEnv(l)
+	r := Grade(l.Build(env), NewProbe(env, env.Main()))
+	r.Host = "this machine (root namespace)"
+	return r, nil
+}

@@ -1,0 +1,73 @@
+package engine
+
+import (
+	"bufio"
+	"fmt"
+	"strings"
+)
+
+// Text is a lesson's narration: sections keyed by ID, first line the title,
+// the rest the body. Narration lives in a file per language
+// (text/en.txt, text/zh.txt) so a translation never touches lesson logic:
+//
+//	[netns-add]
+//	Create the network namespace linux_yuan
+//	A network namespace is a second copy of the whole network stack ...
+type Text map[string]string
+
+// ParseText reads the sections of a narration file.
+func ParseText(src string) (Text, error) {
+	t := Text{}
+	var id string
+	var body []string
+	flush := func() {
+		if id != "" {
+			t[id] = strings.TrimSpace(strings.Join(body, "\n"))
+		}
+	}
+	sc := bufio.NewScanner(strings.NewReader(src))
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
+			flush()
+			id, body = line[1:len(line)-1], nil
+			if _, dup := t[id]; dup {
+				return nil, fmt.Errorf("line %d: section %q twice", n, id)
+			}
+			continue
+		}
+		if id == "" && strings.TrimSpace(line) != "" && !strings.HasPrefix(line, "#") {
+			return nil, fmt.Errorf("line %d: text before the first [section]", n)
+		}
+		body = append(body, line)
+	}
+	flush()
+	return t, nil
+}
+
+// MustText is ParseText for embedded files, which a test has read already.
+func MustText(src string) Text {
+	t, err := ParseText(src)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// Title is the first line of a section (the ID itself if there is none).
+func (t Text) Title(id string) string {
+	s, ok := t[id]
+	if !ok {
+		return id
+	}
+	title, _, _ := strings.Cut(s, "\n")
+	return title
+}
+
+// Body is a section without its title line.
+func (t Text) Body(id string) string {
+	_, body, _ := strings.Cut(t[id], "\n")
+	return strings.TrimSpace(body)
+}

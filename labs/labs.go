@@ -1,0 +1,6 @@
+// Package labs links every lesson into a binary.
+package labs
+
+import (
+	_ "github.com/containers-underneath/lab/labs/netnsveth"
+)
