@@ -1,0 +1,323 @@
+// Package netnsveth is the netns-veth lesson: network namespaces and veth
+// pairs, after documents 000 (linux_yuan, veth100/veth200 on docker01) and
+// 004 (ns1/ns2).
+package netnsveth
+
+import (
+	_ "embed"
+	"fmt"
+	"slices"
+
+	"github.com/containers-underneath/lab/labs/engine"
+	"github.com/containers-underneath/lab/primitives/netops"
+	"github.com/containers-underneath/lab/primitives/netstate"
+	"github.com/containers-underneath/lab/primitives/simhost"
+)
+
+//go:embed text/en.txt
+var textEN string
+
+// The document's names and addresses.
+const (
+	NS       = "linux_yuan"
+	HostEnd  = "veth100"
+	NSEnd    = "veth200"
+	HostAddr = "172.31.100.100"
+	NSAddr   = "172.31.100.200"
+	Prefix   = "/24"
+
+	NS1, NS2     = "ns1", "ns2"
+	Veth1, Veth2 = "veth-ns1", "veth-ns2"
+	Addr1, Addr2 = "192.168.1.1", "192.168.1.2"
+)
+
+// Lesson is netns-veth.
+var Lesson = &engine.Lesson{
+	Name:     "netns-veth",
+	Sources:  "000 (docker01, linux_yuan), 004 (ns1, ns2)",
+	Topology: simhost.Topology{Hosts: []simhost.HostSpec{{Name: "docker01", Addr: "10.0.0.81"}}},
+	Main:     "docker01",
+	Needs:    []string{"netns", "veth"},
+	Text:     engine.MustText(textEN),
+	Build:    build,
+}
+
+func init() { engine.Register(Lesson) }
+
+func build(env *engine.Env) *engine.Script {
+	h := env.Main()
+	do, fail := engine.Do, engine.Fail
+	return &engine.Script{
+		Steps: []engine.Step{
+			{ID: "netns-add", Actions: []engine.Action{
+				do(netops.NetnsAdd(h, NS)),
+				do(netstate.NetnsList(h)),
+			}, Verify: []string{"netns"}},
+			{ID: "lo-up", Actions: []engine.Action{
+				fail(netops.Ping(h, NS, "127.0.0.1"), "lo is down, so not even 127.0.0.1 has a route"),
+				do(netops.LinkUp(h, NS, "lo")),
+				do(netops.Ping(h, NS, "127.0.0.1")),
+			}, Verify: []string{"lo"}},
+			{ID: "veth-add", Actions: []engine.Action{
+				do(netops.VethAdd(h, "", HostEnd, NSEnd)),
+				do(netstate.ShowAddr(h, "")),
+			}, Verify: []string{"veth100"}},
+			{ID: "veth-move", Actions: []engine.Action{
+				do(netops.LinkSetNetns(h, "", NSEnd, NS)),
+				do(netstate.ShowAddr(h, "")),
+				do(netstate.ShowAddr(h, NS)),
+			}, Verify: []string{"veth200"}},
+			{ID: "addrs", Actions: []engine.Action{
+				do(netops.AddrAdd(h, NS, NSAddr+Prefix, NSEnd)),
+				do(netops.LinkUp(h, NS, NSEnd)),
+				do(netops.AddrAdd(h, "", HostAddr+Prefix, HostEnd)),
+				do(netops.LinkUp(h, "", HostEnd)),
+				do(netstate.ShowAddr(h, NS)),
+			}, Verify: []string{"addr200", "up200", "addr100", "up100"}},
+			{ID: "ping-pair", Actions: []engine.Action{
+				do(netops.Ping(h, NS, HostAddr)),
+				do(netops.Ping(h, "", NSAddr)),
+			}, Verify: []string{"ping100", "ping200"}},
+			{ID: "route", Actions: []engine.Action{
+				fail(netops.Ping(h, NS, env.MainAddr), "linux_yuan has no route to "+env.MainAddr),
+				do(netops.RouteAddDefault(h, NS, HostAddr)),
+				do(netstate.ShowRoute(h, NS)),
+				do(netops.Ping(h, NS, env.MainAddr)),
+				fail(netops.Ping(h, NS, simhost.InternetAddr), "docker01 does not forward, and there is no NAT"),
+			}, Verify: []string{"route", "pinghost"}},
+			{ID: "ns-pair", Actions: []engine.Action{
+				do(netops.NetnsAdd(h, NS1)),
+				do(netops.NetnsAdd(h, NS2)),
+				do(netops.VethAdd(h, "", Veth1, Veth2)),
+				do(netops.LinkSetNetns(h, "", Veth1, NS1)),
+				do(netops.LinkSetNetns(h, "", Veth2, NS2)),
+			}, Verify: []string{"ns12", "vethns1", "vethns2"}},
+			{ID: "ns-ping", Actions: []engine.Action{
+				do(netops.AddrAdd(h, NS1, Addr1+Prefix, Veth1)),
+				do(netops.AddrAdd(h, NS2, Addr2+Prefix, Veth2)),
+				do(netops.LinkUp(h, NS1, Veth1)),
+				do(netops.LinkUp(h, NS2, Veth2)),
+				do(netops.Ping(h, NS1, Addr2)),
+				do(netops.Ping(h, NS2, Addr1)),
+			}, Verify: []string{"ns1addr", "ns2addr", "ping12", "ping21"}},
+		},
+		Items:    items(env),
+		Teardown: teardown(env),
+	}
+}
+
+func teardown(env *engine.Env) engine.Step {
+	h := env.Main()
+	return engine.Step{ID: "teardown", Actions: []engine.Action{
+		engine.Do(netops.NetnsDel(h, NS)),
+		engine.Do(netops.LinkDel(h, "", HostEnd)),
+		engine.Do(netops.NetnsDel(h, NS1)),
+		engine.Do(netops.NetnsDel(h, NS2)),
+	}, Extra: []engine.Item{
+		{ID: "gone", Text: "linux_yuan, ns1, ns2 and veth100 are gone from docker01", Eval: func(p *engine.Probe) engine.Verdict {
+			for _, n := range []string{NS, NS1, NS2} {
+				if p.HasNetns(n) {
+					return engine.Miss(n+" still exists", "ip netns del %s", n)
+				}
+			}
+			if st := p.NS(""); st != nil && st.Link(HostEnd) != nil {
+				return engine.Miss("veth100 still exists", "ip link del %s", HostEnd)
+			}
+			return engine.Pass()
+		}},
+	}}
+}
+
+// items are the graded self-check. Each failure names its own cause and the
+// command that fixes it: the common mistakes are lo left down, /16 for /24,
+// veth200 not moved, an end left down, no default route.
+func items(env *engine.Env) []engine.Item {
+	host := env.Lesson.Main
+	nsExists := func(id, ns string) engine.Item {
+		return engine.Item{ID: id, Text: fmt.Sprintf("namespace %s exists on %s", ns, host), Eval: func(p *engine.Probe) engine.Verdict {
+			if p.HasNetns(ns) {
+				return engine.Pass()
+			}
+			return engine.Miss("no /var/run/netns/"+ns, "ip netns add %s", ns)
+		}}
+	}
+	its := []engine.Item{
+		nsExists("netns", NS),
+		{ID: "lo", Text: "lo is up in linux_yuan", Eval: func(p *engine.Probe) engine.Verdict {
+			st := p.NS(NS)
+			if st == nil {
+				return engine.Miss("linux_yuan does not exist", "ip netns add %s", NS)
+			}
+			if l := st.Link("lo"); l == nil || l.State != "UP" {
+				return engine.Miss("lo is DOWN, so 127.0.0.1 does not answer", "ip netns exec %s ip link set lo up", NS)
+			}
+			return engine.Pass()
+		}},
+		{ID: "veth100", Text: "veth100 is on " + host, Eval: func(p *engine.Probe) engine.Verdict {
+			if l := p.NS("").Link(HostEnd); l != nil && l.Kind == "veth" {
+				return engine.Pass()
+			}
+			if st := p.NS(NS); st != nil && st.Link(HostEnd) != nil {
+				return engine.Miss("veth100 was moved into linux_yuan; the other end belongs there",
+					"ip netns exec %s ip link set %s netns 1  (then move %s instead)", NS, HostEnd, NSEnd)
+			}
+			return engine.Miss("no veth100", "ip link add %s type veth peer name %s", HostEnd, NSEnd)
+		}},
+		{ID: "veth200", Text: "veth200 is in linux_yuan, not on " + host, Eval: func(p *engine.Probe) engine.Verdict {
+			if p.NS("").Link(NSEnd) != nil {
+				return engine.Miss("veth200 is still on "+host, "ip link set %s netns %s", NSEnd, NS)
+			}
+			st := p.NS(NS)
+			if st == nil || st.Link(NSEnd) == nil {
+				return engine.Miss("no veth200 in linux_yuan", "ip link add %s type veth peer name %s && ip link set %s netns %s", HostEnd, NSEnd, NSEnd, NS)
+			}
+			return engine.Pass()
+		}},
+		addrItem("addr200", NS, NSEnd, NSAddr),
+		upItem("up200", NS, NSEnd),
+		addrItem("addr100", "", HostEnd, HostAddr),
+		upItem("up100", "", HostEnd),
+		{ID: "route", Text: "linux_yuan has a default route via 172.31.100.100", Eval: func(p *engine.Probe) engine.Verdict {
+			st := p.NS(NS)
+			if st != nil && st.HasRoute("default via "+HostAddr+" ") {
+				return engine.Pass()
+			}
+			found := "no default route"
+			if st != nil {
+				for _, r := range st.Routes {
+					if len(r) > 7 && r[:7] == "default" {
+						found = "the default route is `" + r + "`"
+					}
+				}
+			}
+			return engine.Miss(found, "ip netns exec %s ip route add default via %s", NS, HostAddr)
+		}},
+		pingItem("ping100", NS, HostAddr, "linux_yuan reaches 172.31.100.100 (veth100)"),
+		pingItem("ping200", "", NSAddr, host+" reaches 172.31.100.200 (veth200)"),
+	}
+	if env.MainAddr != "" {
+		its = append(its, pingItem("pinghost", NS, env.MainAddr, "linux_yuan reaches "+host+"'s own address "+env.MainAddr))
+	} else {
+		its = append(its, engine.Item{ID: "pinghost", Text: "linux_yuan reaches the host's own address", Eval: func(*engine.Probe) engine.Verdict {
+			return engine.Verdict{Skip: "this machine has no global IPv4 address to try"}
+		}})
+	}
+	its = append(its,
+		engine.Item{ID: "nointernet", Text: "linux_yuan does not reach the internet (" + simhost.InternetAddr + ") without forwarding and NAT", Eval: func(p *engine.Probe) engine.Verdict {
+			if p.Env.OnMachine {
+				return engine.Verdict{Skip: "the self-check sends no traffic off this machine"}
+			}
+			r, err := p.Ping(NS, simhost.InternetAddr)
+			if err != nil {
+				return engine.Miss(err.Error(), "ip netns add %s", NS)
+			}
+			if r.Reply {
+				return engine.Miss("it answers: something forwards and translates for linux_yuan",
+					"sysctl -w net.ipv4.ip_forward=0 (and remove any MASQUERADE rule you added)")
+			}
+			return engine.Pass()
+		}},
+		engine.Item{ID: "ns12", Text: "namespaces ns1 and ns2 exist on " + host, Eval: func(p *engine.Probe) engine.Verdict {
+			for _, n := range []string{NS1, NS2} {
+				if !p.HasNetns(n) {
+					return engine.Miss("no /var/run/netns/"+n, "ip netns add %s", n)
+				}
+			}
+			return engine.Pass()
+		}},
+		inNSItem("vethns1", Veth1, NS1, Veth2),
+		inNSItem("vethns2", Veth2, NS2, Veth1),
+		addrItem("ns1addr", NS1, Veth1, Addr1),
+		addrItem("ns2addr", NS2, Veth2, Addr2),
+		pingItem("ping12", NS1, Addr2, "ns1 reaches 192.168.1.2"),
+		pingItem("ping21", NS2, Addr1, "ns2 reaches 192.168.1.1"),
+	)
+	return its
+}
+
+func where(ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return "ip netns exec " + ns + " "
+}
+
+func nsName(ns string) string {
+	if ns == "" {
+		return "the host"
+	}
+	return ns
+}
+
+// addrItem: dev in ns carries addr/24, and not the same address with a
+// wrong prefix (the /16 mistake gets its own hint).
+func addrItem(id, ns, dev, addr string) engine.Item {
+	want := addr + Prefix
+	return engine.Item{ID: id, Text: fmt.Sprintf("%s has %s", dev, want), Eval: func(p *engine.Probe) engine.Verdict {
+		st := p.NS(ns)
+		if st == nil {
+			return engine.Miss(ns+" does not exist", "ip netns add %s", ns)
+		}
+		l := st.Link(dev)
+		if l == nil {
+			return engine.Miss(fmt.Sprintf("no %s in %s", dev, nsName(ns)), "the items above first: %s must be in %s", dev, nsName(ns))
+		}
+		if slices.Contains(l.Addrs, want) {
+			return engine.Pass()
+		}
+		for _, a := range l.Addrs {
+			if len(a) > len(addr) && a[:len(addr)+1] == addr+"/" {
+				return engine.Miss(fmt.Sprintf("%s has %s: the prefix is wrong, so the kernel's idea of what is on-link is too", dev, a),
+					"%sip addr del %s dev %s && %sip addr add %s dev %s", where(ns), a, dev, where(ns), want, dev)
+			}
+		}
+		found := "no address"
+		if len(l.Addrs) > 0 {
+			found = fmt.Sprint(l.Addrs)
+		}
+		return engine.Miss(fmt.Sprintf("%s has %s", dev, found), "%sip addr add %s dev %s", where(ns), want, dev)
+	}}
+}
+
+func upItem(id, ns, dev string) engine.Item {
+	return engine.Item{ID: id, Text: dev + " is up", Eval: func(p *engine.Probe) engine.Verdict {
+		st := p.NS(ns)
+		if st == nil || st.Link(dev) == nil {
+			return engine.Miss(fmt.Sprintf("no %s in %s", dev, nsName(ns)), "the items above first")
+		}
+		// Admin state only: NO-CARRIER means this end is up and the other
+		// one is not, which the other end's own item reports.
+		if st.Link(dev).State == "DOWN" {
+			return engine.Miss(dev+" is DOWN", "%sip link set %s up", where(ns), dev)
+		}
+		return engine.Pass()
+	}}
+}
+
+func inNSItem(id, dev, ns, peer string) engine.Item {
+	return engine.Item{ID: id, Text: fmt.Sprintf("%s is in %s", dev, ns), Eval: func(p *engine.Probe) engine.Verdict {
+		if st := p.NS(ns); st != nil && st.Link(dev) != nil {
+			return engine.Pass()
+		}
+		if p.NS("").Link(dev) != nil {
+			return engine.Miss(dev+" is still on the host", "ip link set %s netns %s", dev, ns)
+		}
+		return engine.Miss("no "+dev, "ip link add %s type veth peer name %s", Veth1, Veth2)
+	}}
+}
+
+func pingItem(id, ns, dst, text string) engine.Item {
+	return engine.Item{ID: id, Text: text, Eval: func(p *engine.Probe) engine.Verdict {
+		if ns != "" && !p.HasNetns(ns) {
+			return engine.Miss(ns+" does not exist", "ip netns add %s", ns)
+		}
+		r, err := p.Ping(ns, dst)
+		if err != nil {
+			return engine.Miss(err.Error(), "")
+		}
+		if r.Reply {
+			return engine.Pass()
+		}
+		return engine.Miss(fmt.Sprintf("`%sping %s`: %s", where(ns), dst, r.Summary()), "fix the failing items above; this ping then answers")
+	}}
+}
