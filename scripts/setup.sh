@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the lessons and their tests use, only if it is missing:
+# iproute2 (ip, bridge), iputils-ping, iptables, conntrack, util-linux
+# (unshare, nsenter), kmod (modprobe, lsmod), procps (sysctl), curl.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+want() { have "$1" || need+=("$2"); }
+
+want ip iproute2
+want ping iputils-ping
+want iptables iptables
+want conntrack conntrack
+want nsenter util-linux
+want modprobe kmod
+want sysctl procps
+want curl curl
+
+# Go itself: Debian's golang-go is older than the 1.26 go.mod asks for, and
+# an old go cannot fetch a newer toolchain, so say what to do instead.
+if ! command -v go >/dev/null 2>&1; then
+  if [ -x /usr/local/go/bin/go ]; then
+    echo "setup: Go is in /usr/local/go/bin but not on PATH: export PATH=\$PATH:/usr/local/go/bin" >&2
+  else
+    echo "setup: Go 1.26 or newer is needed to build the lab: install it from https://go.dev/dl into /usr/local/go" >&2
+  fi
+  exit 2
+fi
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing ${need[*]}: run 'sudo make setup' (or sudo make lab) to install them" >&2
+  exit 2
+fi
+echo "setup: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
