@@ -5,6 +5,8 @@ package engine
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/containers-underneath/lab/primitives/host"
@@ -27,6 +29,10 @@ type Lesson struct {
 	// inode numbers, sizes) from command output, after the engine's own
 	// normalisation.
 	Normalize func(string) string
+	// Cleanup, when set, removes what the lesson made outside its hosts'
+	// namespaces (a cgroup, say). The engine calls it after the world's
+	// processes are gone, for runs and for `clean`; it must be idempotent.
+	Cleanup func(env *Env) error
 	// Build returns the steps and checks for an environment. It is called
 	// with placeholder hosts for --dry-run, so it must not touch the kernel.
 	Build func(env *Env) *Script
@@ -41,6 +47,7 @@ type Env struct {
 	// root namespace. Items then send no traffic that could leave the
 	// machine, and read instead of change.
 	OnMachine bool
+	world string // the world's ID: "shell", "run-..."
 	// MainAddr is the main host's own address: the document's 10.0.0.81 on
 	// a simulated host, the VM's address on the machine.
 	MainAddr string
@@ -53,6 +60,24 @@ func (e *Env) Host(name string) *host.Host {
 	}
 	// Placeholder for --dry-run: pid -1 makes any accidental use fail.
 	return &host.Host{Name: name, Pid: -1}
+}
+
+// WorkDir is the lesson's directory on a real disk for this world
+// (/var/lib/lab/LESSON/ID; LAB_WORK_DIR moves the root). The engine removes
+// it when the world goes. --dry-run prints the shell world's.
+func (e *Env) WorkDir() string {
+	return filepath.Join(WorkRoot(), e.Lesson.Name, e.world)
+}
+
+// WorldID is the world's ID ("shell" for the kept one).
+func (e *Env) WorldID() string { return e.world }
+
+// WorkRoot holds the lessons' working directories.
+func WorkRoot() string {
+	if d := os.Getenv("LAB_WORK_DIR"); d != "" {
+		return d
+	}
+	return "/var/lib/lab"
 }
 
 // Main is the main host.
@@ -83,6 +108,7 @@ type Expect int
 const (
 	Succeeds Expect = iota
 	Fails           // a failure the lesson wants to show (ping before the route exists)
+	MayFail         // either way is right (deleting what the kernel may have removed already)
 )
 
 // Action is one command on one host.
@@ -97,6 +123,11 @@ type Action struct {
 func Do(o op.Op) Action { return Action{Op: o} }
 func Fail(o op.Op, why string) Action {
 	return Action{Op: o, Expect: Fails, Why: why}
+}
+
+// Maybe is an action whose failure is no error; why says when it fails.
+func Maybe(o op.Op, why string) Action {
+	return Action{Op: o, Expect: MayFail, Why: why}
 }
 
 // On runs the action on another host than the main one.
@@ -152,8 +183,9 @@ func Lookup(name string) (*Lesson, bool) {
 
 // bind makes the environment for a world (or placeholders when w is nil).
 func (l *Lesson) bind(w *simhost.World) *Env {
-	env := &Env{Lesson: l, hosts: map[string]*host.Host{}, MainAddr: l.Topology.LANAddr(l.Main)}
+	env := &Env{Lesson: l, hosts: map[string]*host.Host{}, MainAddr: l.Topology.LANAddr(l.Main), world: ShellID}
 	if w != nil {
+		env.world = w.ID
 		for _, h := range w.Hosts {
 			env.hosts[h.Name] = h
 		}
@@ -167,3 +199,22 @@ func (l *Lesson) Title() string { return l.Text.Title("title") }
 // Bind is the environment of a lesson in world w (placeholders when w is
 // nil, as for --dry-run).
 func Bind(l *Lesson, w *simhost.World) *Env { return l.bind(w) }
+
+// teardown removes a world and everything of the lesson's in it: the
+// hosts and their processes, then the lesson's own cleanup, then its
+// working directory. Best-effort: it goes on past errors, returning the
+// first.
+func teardown(l *Lesson, w *simhost.World) error {
+	env := l.bind(w)
+	first := w.Destroy()
+	if l.Cleanup != nil {
+		if err := l.Cleanup(env); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := os.RemoveAll(env.WorkDir()); err != nil && first == nil {
+		first = err
+	}
+	os.Remove(filepath.Dir(env.WorkDir()))
+	return first
+}

@@ -13,9 +13,9 @@ import (
 )
 
 // CheckPingTimeout bounds a check's ping. Hosts here are namespaces on one
-// machine: an answer takes well under a millisecond, so half a second only
-// ever runs out for a ping that gets no answer at all.
-const CheckPingTimeout = 500 * time.Millisecond
+// machine: an answer takes well under a millisecond, so a quarter second
+// only ever runs out for a ping that gets no answer at all.
+const CheckPingTimeout = 250 * time.Millisecond
 
 // Probe is what check items look through: read-only views of one host's
 // kernel state, cached for the length of one check.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +30,7 @@ func ShellWorld(l *Lesson) (w *simhost.World, created bool, err error) {
 			return w, false, nil
 		}
 		// Half a world (a reboot, a killed keeper): start afresh.
-		w.Destroy()
+		teardown(l, w)
 	}
 	w, err = simhost.Create(l.Name, ShellID, l.Topology, simhost.Options{Kept: true})
 	return w, err == nil, err
@@ -81,27 +80,32 @@ func Shell(l *Lesson, hostName string, argv []string, stdin io.Reader, stdout, s
 	if err := os.WriteFile(rc, []byte(bashrc(l, h.Name, filepath.Join(w.Dir(), "history."+h.Name))), 0o644); err != nil {
 		return 0, err
 	}
-	var cmd *exec.Cmd
 	if len(argv) == 0 {
-		cmd = exec.Command("/bin/bash", "--rcfile", rc, "-i")
-	} else {
-		path, err := exec.LookPath(argv[0])
-		if err != nil {
-			path = argv[0] // resolved again inside the host
-		}
-		cmd = exec.Command(path, argv[1:]...)
+		argv = []string{"/bin/bash", "--rcfile", rc, "-i"}
 	}
+	env := append(os.Environ(), "LAB_LESSON="+l.Name, "LAB_HOST="+h.Name, "PATH="+shellPath())
+	return Exec(h, argv, env, stdin, stdout, stderr)
+}
+
+// Exec runs argv on host h (in its network, mount and UTS namespaces) and
+// returns its exit code.
+func Exec(h *host.Host, argv, env []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		path = argv[0] // resolved again inside the host
+	}
+	cmd := exec.Command(path, argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.Dir = "/root"
 	if _, err := os.Stat("/root"); err != nil {
 		cmd.Dir = "/"
 	}
-	cmd.Env = append(os.Environ(), "LAB_LESSON="+l.Name, "LAB_HOST="+h.Name, "PATH="+shellPath())
+	cmd.Env = env
 	// Started from a thread inside the host: the child inherits its
 	// network, mount and UTS namespaces.
 	err = nsx.InPlace(h.Paths(), cmd.Start)
 	if err != nil {
-		return 0, fmt.Errorf("failed to start %s on %s: %w", strings.Join(append([]string{cmd.Path}, cmd.Args[1:]...), " "), h.Name, err)
+		return 0, fmt.Errorf("failed to start %s on %s: %w", strings.Join(argv, " "), h.Name, err)
 	}
 	err = cmd.Wait()
 	var ee *exec.ExitError
@@ -164,14 +168,13 @@ func Clean(l *Lesson, out io.Writer) error {
 		w, err := simhost.Open(l.Name, id)
 		if err != nil {
 			// No state file: a world cut short before it saved one.
-			os.RemoveAll(filepath.Join(simhost.StateRoot(), l.Name, id))
-			continue
+			w = &simhost.World{Lesson: l.Name, ID: id}
 		}
 		if w.OwnerAlive() && w.Owner != os.Getpid() {
 			fmt.Fprintf(out, "left %s alone: the lab run %d is using it and cleans it up itself\n", id, w.Owner)
 			continue
 		}
-		if err := w.Destroy(); err != nil && first == nil {
+		if err := teardown(l, w); err != nil && first == nil {
 			first = err
 		}
 		fmt.Fprintf(out, "removed %s (%s)\n", id, hostList(w))
@@ -193,15 +196,19 @@ func MachineEnv(l *Lesson) *Env {
 	return env
 }
 
-// primaryAddr is the first global IPv4 address of the machine on a link
-// that is up and is not a veth or bridge a lesson made.
+// primaryAddr is the machine's own address: the first global IPv4 address
+// on the device of its default route (eth0 on a VM, whatever its name).
 func primaryAddr() string {
-	links, err := netlink.LinkList()
+	routes, err := netlink.RouteList(nil, unix.AF_INET)
 	if err != nil {
 		return ""
 	}
-	for _, l := range links {
-		if l.Attrs().Flags&net.FlagUp == 0 || l.Attrs().Flags&net.FlagLoopback != 0 || l.Type() == "veth" || l.Type() == "bridge" {
+	for _, r := range routes {
+		if r.Dst != nil && r.Dst.String() != "0.0.0.0/0" {
+			continue
+		}
+		l, err := netlink.LinkByIndex(r.LinkIndex)
+		if err != nil {
 			continue
 		}
 		addrs, _ := netlink.AddrList(l, unix.AF_INET)

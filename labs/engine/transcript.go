@@ -66,14 +66,14 @@ func (t *Transcript) Write(w io.Writer) error {
 	for _, s := range t.Steps {
 		fmt.Fprintf(bw, "\n## Step %d: %s\n\n<!-- id: %s -->\n", s.N, s.Title, s.ID)
 		if s.Narration != "" {
-			fmt.Fprintf(bw, "\n%s\n", s.Narration)
+			fmt.Fprintf(bw, "\n%s\n", escape(s.Narration, "```", "## Step", "<!-- id:", "- [x] ", "# lab ", "Source documents: "))
 		}
 		if len(s.Commands) > 0 {
 			fmt.Fprintf(bw, "\n%sconsole\n", fence)
 			for _, c := range s.Commands {
 				fmt.Fprintf(bw, "%s %s\n", Prompt(c.Host), c.Cmd)
 				if out := strings.TrimRight(c.Output, "\n"); out != "" {
-					fmt.Fprintln(bw, out)
+					fmt.Fprintln(bw, escape(out, "```", "[root@", "# "))
 				}
 				if c.Outcome != "ok" {
 					fmt.Fprintf(bw, "# %s\n", c.Outcome)
@@ -88,10 +88,25 @@ func (t *Transcript) Write(w io.Writer) error {
 			}
 		}
 		if s.State != "" {
-			fmt.Fprintf(bw, "\n%sstate\n%s\n%s\n", fence, strings.TrimRight(s.State, "\n"), fence)
+			fmt.Fprintf(bw, "\n%sstate\n%s\n%s\n", fence, escape(strings.TrimRight(s.State, "\n"), "```"), fence)
 		}
 	}
 	return bw.Flush()
+}
+
+// escape indents the lines of text that would read as structure, so any
+// text survives a round trip through the file.
+func escape(text string, starts ...string) string {
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		for _, st := range starts {
+			if strings.HasPrefix(l, st) {
+				lines[i] = " " + l
+				break
+			}
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 var (
@@ -161,7 +176,7 @@ func Parse(r io.Reader) (*Transcript, error) {
 			t.Sources = src
 		case stepRe.MatchString(line):
 			if cur != nil {
-				cur.Narration = strings.TrimSpace(strings.Join(narr, "\n"))
+				cur.Narration = strings.Trim(strings.Join(narr, "\n"), "\n")
 			}
 			m := stepRe.FindStringSubmatch(line)
 			var num int
@@ -194,7 +209,7 @@ func Parse(r io.Reader) (*Transcript, error) {
 		return nil, &ParseError{n, "unclosed " + block + " block"}
 	}
 	if cur != nil {
-		cur.Narration = strings.TrimSpace(strings.Join(narr, "\n"))
+		cur.Narration = strings.Trim(strings.Join(narr, "\n"), "\n")
 	}
 	if t.Lesson == "" {
 		return nil, &ParseError{1, "empty file"}

@@ -174,7 +174,8 @@ func (n *NS) Brief(w io.Writer) {
 		if l.Master != "" {
 			extra = " master " + l.Master
 		}
-		fmt.Fprintf(w, "%-16s %-10s %-8s %s%s\n", l.Name, l.Kind, l.State, addrs, extra)
+		line := fmt.Sprintf("%-16s %-10s %-8s %s%s", l.Name, l.Kind, l.State, addrs, extra)
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	for _, r := range n.Routes {
 		fmt.Fprintf(w, "route %s\n", r)
@@ -222,7 +223,8 @@ func ShowAddr(h *host.Host, ns string) op.Op {
 			return err
 		}
 		for _, l := range st.Links {
-			fmt.Fprintf(out, "%-16s %-12s %s\n", l.Name, l.State, strings.Join(l.Addrs, " "))
+			line := fmt.Sprintf("%-16s %-12s %s", l.Name, l.State, strings.Join(l.Addrs, " "))
+			fmt.Fprintln(out, strings.TrimRight(line, " "))
 		}
 		return nil
 	}}
