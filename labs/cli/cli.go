@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/containers-underneath/lab/labs/engine"
@@ -123,6 +125,15 @@ func style(c *cli.Context) *engine.Style {
 	return engine.NewStyle(os.Stdout, c.Bool("no-color"))
 }
 
+func langs(l *engine.Lesson) []string {
+	var out []string
+	for k := range l.Translations {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // signalContext ends on Ctrl-C or SIGTERM, so a lesson stops between two
 // commands and cleans up.
 func signalContext() (context.Context, context.CancelFunc) {
@@ -146,12 +157,18 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "step", Usage: "pause before each step (Enter goes on)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the lesson as a bash script; touch nothing"},
+			&cli.StringFlag{Name: "lang", Usage: "narration language: en, " + strings.Join(langs(l), ", ") + " (default from LAB_LANG or LANG)"},
 			noColorFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
 				return engine.Usagef("%s has no subcommand %q: use shell, check or clean (see 'lab %s --help')", l.Name, c.Args().First(), l.Name)
 			}
+			lang := engine.Lang(c.String("lang"))
+			if _, ok := l.Translations[lang]; !ok && lang != "en" && c.IsSet("lang") {
+				return engine.Usagef("no %q narration for %s: use one of en, %s", lang, l.Name, strings.Join(langs(l), ", "))
+			}
+			l := l.Localized(lang)
 			if c.Bool("dry-run") {
 				return engine.DryRun(l, c.App.Writer)
 			}

@@ -129,7 +129,9 @@ func fakeLesson(acts []Action) *Lesson {
 		}}
 }
 
-func okOp(cmd string) op.Op { return op.Op{Cmd: cmd, Do: func(w io.Writer) error { io.WriteString(w, "did "+cmd+"\n"); return nil }} }
+func okOp(cmd string) op.Op {
+	return op.Op{Cmd: cmd, Do: func(w io.Writer) error { io.WriteString(w, "did "+cmd+"\n"); return nil }}
+}
 func badOp(cmd string) op.Op {
 	return op.Op{Cmd: cmd, Do: func(io.Writer) error { return errors.New("no route") }}
 }

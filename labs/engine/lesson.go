@@ -22,6 +22,9 @@ type Lesson struct {
 	Main     string   // the host whose prompt the student sees
 	Needs    []string // kernel features (see Features) checked before anything is made
 	Text     Text     // narration, by step ID; the lesson's title under "title"
+	// Translations of Text by language code ("zh"); sections a translation
+	// lacks stay English.
+	Translations map[string]Text
 	// State renders the normalised kernel state transcripts record after
 	// each step; nil means the network state of the main host.
 	State func(env *Env) (string, error)
@@ -47,7 +50,7 @@ type Env struct {
 	// root namespace. Items then send no traffic that could leave the
 	// machine, and read instead of change.
 	OnMachine bool
-	world string // the world's ID: "shell", "run-..."
+	world     string // the world's ID: "shell", "run-..."
 	// MainAddr is the main host's own address: the document's 10.0.0.81 on
 	// a simulated host, the VM's address on the machine.
 	MainAddr string

@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"sync"
 	"time"
 
@@ -17,50 +20,137 @@ import (
 // only ever runs out for a ping that gets no answer at all.
 const CheckPingTimeout = 250 * time.Millisecond
 
-// Probe is what check items look through: read-only views of one host's
-// kernel state, cached for the length of one check.
+// Observation is one thing a check read from the kernel, as text.
+type Observation struct {
+	Value string `json:"value"`
+	Err   string `json:"error,omitempty"`
+}
+
+// Probe is what check items look through. Every read goes through Observe,
+// keyed by what it reads, so that a check's inputs can be recorded, and a
+// recorded check graded again later from them alone without touching any
+// kernel (an instructor's `lab grade`).
 type Probe struct {
 	Env  *Env
 	Host *host.Host
 
-	mu    sync.Mutex
-	state map[string]*netstate.NS
-	errs  map[string]error
-	pings map[[2]string]ping.Result
+	mu     sync.Mutex
+	seen   map[string]*entry
+	replay map[string]Observation // non-nil: answer from here only
+}
+
+type entry struct {
+	once sync.Once
+	obs  Observation
 }
 
 // NewProbe looks at h.
 func NewProbe(env *Env, h *host.Host) *Probe {
-	return &Probe{Env: env, Host: h, state: map[string]*netstate.NS{}, errs: map[string]error{}, pings: map[[2]string]ping.Result{}}
+	return &Probe{Env: env, Host: h, seen: map[string]*entry{}}
+}
+
+// ReplayProbe answers from recorded observations and reads nothing.
+func ReplayProbe(env *Env, hostName string, obs map[string]Observation) *Probe {
+	return &Probe{Env: env, Host: &host.Host{Name: hostName, Pid: -1}, seen: map[string]*entry{}, replay: obs}
+}
+
+// ErrNotRecorded is what a replayed check gets for a read it has no record of.
+var ErrNotRecorded = errors.New("not in the recorded state")
+
+// Observe returns read()'s answer, reading at most once per key and probe.
+// Lessons with readings of their own (files, mounts, cgroups) call it too.
+func (p *Probe) Observe(key string, read func() (string, error)) (string, error) {
+	p.mu.Lock()
+	e, ok := p.seen[key]
+	if !ok {
+		e = &entry{}
+		p.seen[key] = e
+	}
+	p.mu.Unlock()
+	e.once.Do(func() {
+		if p.replay != nil {
+			o, ok := p.replay[key]
+			if !ok {
+				e.obs = Observation{Err: ErrNotRecorded.Error()}
+				return
+			}
+			e.obs = o
+			return
+		}
+		v, err := read()
+		e.obs.Value = v
+		if err != nil {
+			e.obs.Err = err.Error()
+		}
+	})
+	if e.obs.Err != "" {
+		return e.obs.Value, errors.New(e.obs.Err)
+	}
+	return e.obs.Value, nil
+}
+
+// ObserveJSON is Observe for a value stored as JSON.
+func ObserveJSON[T any](p *Probe, key string, read func() (T, error)) (T, error) {
+	var v T
+	s, err := p.Observe(key, func() (string, error) {
+		x, err := read()
+		if err != nil {
+			return "", err
+		}
+		b, jerr := json.Marshal(x)
+		return string(b), jerr
+	})
+	if err != nil {
+		return v, err
+	}
+	err = json.Unmarshal([]byte(s), &v)
+	return v, err
+}
+
+// Observations are the probe's readings so far, sorted by key.
+func (p *Probe) Observations() map[string]Observation {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]Observation{}
+	keys := make([]string, 0, len(p.seen))
+	for k := range p.seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out[k] = p.seen[k].obs
+	}
+	return out
 }
 
 // NS returns the state of a namespace on the host ("" = its own), or nil
 // if it does not exist.
 func (p *Probe) NS(ns string) *netstate.NS {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if st, ok := p.state[ns]; ok {
-		return st
+	st, err := ObserveJSON(p, "netns "+ns, func() (*netstate.NS, error) {
+		if ns != "" && !p.Host.HasNetns(ns) {
+			return nil, nil
+		}
+		return netstate.Read(p.Host, ns)
+	})
+	if err != nil {
+		return nil
 	}
-	var st *netstate.NS
-	if ns == "" || p.Host.HasNetns(ns) {
-		var err error
-		st, err = netstate.Read(p.Host, ns)
-		p.errs[ns] = err
-	}
-	p.state[ns] = st
 	return st
 }
 
 // HasNetns reports whether `ip netns add NAME` was done on the host.
-func (p *Probe) HasNetns(name string) bool { return p.Host.HasNetns(name) }
+func (p *Probe) HasNetns(name string) bool {
+	v, _ := p.Observe("has-netns "+name, func() (string, error) {
+		return fmt.Sprint(p.Host.HasNetns(name)), nil
+	})
+	return v == "true"
+}
 
-// Sysctl reads a net.* sysctl in ns.
+// Sysctl reads a net.* sysctl in ns ("" if it cannot be read).
 func (p *Probe) Sysctl(ns, key string) string {
-	v, err := netops.ReadSysctl(p.Host, ns, key)
-	if err != nil {
-		return ""
-	}
+	v, _ := p.Observe("sysctl "+ns+" "+key, func() (string, error) {
+		return netops.ReadSysctl(p.Host, ns, key)
+	})
 	return v
 }
 
@@ -68,24 +158,12 @@ func (p *Probe) Sysctl(ns, key string) string {
 // it only pings addresses assigned to an interface of the machine or of its
 // named namespaces, so a self-check never sends a packet off the machine.
 func (p *Probe) Ping(ns, dst string) (ping.Result, error) {
-	key := [2]string{ns, dst}
-	p.mu.Lock()
-	if r, ok := p.pings[key]; ok {
-		p.mu.Unlock()
-		return r, nil
-	}
-	p.mu.Unlock()
-	if p.Env.OnMachine && !p.local(dst) {
-		return ping.Result{}, fmt.Errorf("%s is not an address on this machine; the self-check sends no traffic off it", dst)
-	}
-	r, err := ping.Ping(p.Host.NetnsPath(ns), dst, CheckPingTimeout)
-	if err != nil {
-		return r, err
-	}
-	p.mu.Lock()
-	p.pings[key] = r
-	p.mu.Unlock()
-	return r, nil
+	return ObserveJSON(p, "ping "+ns+" "+dst, func() (ping.Result, error) {
+		if p.Env.OnMachine && !p.local(dst) {
+			return ping.Result{}, fmt.Errorf("%s is not an address on this machine; the self-check sends no traffic off it", dst)
+		}
+		return ping.Ping(p.Host.NetnsPath(ns), dst, CheckPingTimeout)
+	})
 }
 
 func (p *Probe) local(dst string) bool {

@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -70,4 +71,36 @@ func (t Text) Title(id string) string {
 func (t Text) Body(id string) string {
 	_, body, _ := strings.Cut(t[id], "\n")
 	return strings.TrimSpace(body)
+}
+
+// Localized returns a copy of the lesson whose narration is in lang where a
+// translation has the section, and in English elsewhere.
+func (l *Lesson) Localized(lang string) *Lesson {
+	tr, ok := l.Translations[lang]
+	if !ok || lang == "" || lang == "en" {
+		return l
+	}
+	c := *l
+	c.Text = Text{}
+	for k, v := range l.Text {
+		c.Text[k] = v
+	}
+	for k, v := range tr {
+		c.Text[k] = v
+	}
+	return &c
+}
+
+// Lang picks the narration language: the flag, else LAB_LANG, else the
+// language of LANG (zh_CN.UTF-8 gives zh).
+func Lang(flag string) string {
+	for _, v := range []string{flag, os.Getenv("LAB_LANG"), os.Getenv("LANG")} {
+		if v == "" || v == "C" || v == "POSIX" {
+			continue
+		}
+		code, _, _ := strings.Cut(v, "_")
+		code, _, _ = strings.Cut(code, ".")
+		return strings.ToLower(code)
+	}
+	return "en"
 }

@@ -17,6 +17,9 @@ import (
 //go:embed text/en.txt
 var textEN string
 
+//go:embed text/zh.txt
+var textZH string
+
 // The document's names and addresses.
 const (
 	NS       = "linux_yuan"
@@ -39,7 +42,10 @@ var Lesson = &engine.Lesson{
 	Main:     "docker01",
 	Needs:    []string{"netns", "veth"},
 	Text:     engine.MustText(textEN),
-	Build:    build,
+	Translations: map[string]engine.Text{
+		"zh": engine.MustText(textZH),
+	},
+	Build: build,
 }
 
 func init() { engine.Register(Lesson) }

@@ -268,3 +268,51 @@ func TestDryRunNeedsNothing(t *testing.T) {
 		}
 	}
 }
+
+// Every translation has the same sections as the English narration, so no
+// step falls back to English unnoticed.
+func TestTranslationsCoverEverySection(t *testing.T) {
+	for lang, tr := range Lesson.Translations {
+		for id := range Lesson.Text {
+			if _, ok := tr[id]; !ok {
+				t.Errorf("%s narration lacks [%s]", lang, id)
+			}
+		}
+		for id := range tr {
+			if _, ok := Lesson.Text[id]; !ok {
+				t.Errorf("%s narration has [%s], which the lesson does not", lang, id)
+			}
+		}
+		l := Lesson.Localized(lang)
+		if l.Title() == Lesson.Title() {
+			t.Errorf("%s title is the English one", lang)
+		}
+	}
+}
+
+// A check graded again from its recorded observations, with no kernel to
+// look at, comes to the same result item by item.
+func TestGradeFromRecordedObservations(t *testing.T) {
+	labtest.NeedRoot(t)
+	w, _ := endState(t)
+	env := engine.Bind(Lesson, w)
+	s := Lesson.Build(env)
+	// A mistake, so that the replay must reproduce a failure too.
+	h := w.Host("docker01")
+	if code, err := engine.Exec(h, []string{"ip", "netns", "exec", NS, "ip", "link", "set", "lo", "down"}, os.Environ(), nil, nil, nil); err != nil || code != 0 {
+		t.Fatalf("lo down: %d %v", code, err)
+	}
+	live := engine.NewProbe(env, h)
+	want := engine.Grade(s, live)
+	w.Destroy() // nothing left to read: the replay must not need it
+
+	again := engine.Grade(s, engine.ReplayProbe(env, "docker01", live.Observations()))
+	if want.Score != again.Score || want.Max != again.Max || want.Passed() {
+		t.Fatalf("live %d/%d, replayed %d/%d", want.Score, want.Max, again.Score, again.Max)
+	}
+	for i := range want.Items {
+		if want.Items[i] != again.Items[i] {
+			t.Errorf("item %s: live %+v, replayed %+v", want.Items[i].ID, want.Items[i], again.Items[i])
+		}
+	}
+}
