@@ -304,21 +304,38 @@ func (w *World) Destroy() error {
 	}
 	inodes := map[uint64]bool{}
 	var keepers []int
+	// Each namespace is held open until the end: a freed namespace's inode
+	// number can be handed to a new one (another world's), which the second
+	// sweep below must not mistake for ours.
+	var held []*os.File
+	defer func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}()
+	hold := func(path string) {
+		f, err := os.Open(path)
+		if err != nil {
+			return
+		}
+		if ino, err := nsx.Inode(path); err == nil {
+			inodes[ino] = true
+			held = append(held, f)
+		} else {
+			f.Close()
+		}
+	}
 	for _, h := range w.Hosts {
 		if !isKeeper(h.Pid, w.Dir()) {
 			continue
 		}
 		keepers = append(keepers, h.Pid)
 		for _, kind := range []string{"net", "mnt"} {
-			if ino, err := nsx.Inode(fmt.Sprintf("/proc/%d/ns/%s", h.Pid, kind)); err == nil {
-				inodes[ino] = true
-			}
+			hold(fmt.Sprintf("/proc/%d/ns/%s", h.Pid, kind))
 		}
 		names, _ := h.NetnsNames()
 		for _, n := range names {
-			if ino, err := nsx.Inode(h.NetnsPath(n)); err == nil {
-				inodes[ino] = true
-			}
+			hold(h.NetnsPath(n))
 		}
 	}
 	if len(inodes) > 0 {
@@ -337,6 +354,11 @@ func (w *World) Destroy() error {
 		} else {
 			note(waitGone(pid, 5*time.Second))
 		}
+	}
+	// Once the keepers are gone nobody can join through /proc/KEEPER/ns any
+	// more; a second sweep catches whoever joined during the first.
+	if len(inodes) > 0 {
+		note(killInside(inodes, nil))
 	}
 	if err := os.RemoveAll(w.Dir()); err != nil {
 		note(err)

@@ -95,6 +95,17 @@ func TestWorldLANAndTeardown(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- sleeper.Wait() }()
+	want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", d1.Pid))
+	for i := 0; ; i++ {
+		got, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", sleeper.Process.Pid))
+		if got == want {
+			break
+		}
+		if i > 500 {
+			t.Fatal("nsenter never entered docker01")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 
 	dir := w.Dir()
 	if err := w.Destroy(); err != nil {
