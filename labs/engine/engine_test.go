@@ -183,7 +183,7 @@ func TestScriptLine(t *testing.T) {
 func TestEnterPause(t *testing.T) {
 	var out bytes.Buffer
 	p := EnterPause(strings.NewReader("\n"), &out)
-	if err := p(context.Background(), "step 1"); err != nil || !strings.Contains(out.String(), "press Enter for step 1") {
+	if err := p(context.Background(), "step 1"); err != nil || !strings.Contains(out.String(), "Enter: step 1") {
 		t.Errorf("pause: %v %q", err, out.String())
 	}
 	if err := p(context.Background(), "step 2"); !errors.Is(err, Interrupted) {

@@ -250,7 +250,7 @@ func Prompt(hostName string) string { return "[root@" + hostName + " ~]#" }
 func EnterPause(in io.Reader, out io.Writer) func(ctx context.Context, next string) error {
 	r := bufio.NewReader(in)
 	return func(ctx context.Context, next string) error {
-		fmt.Fprintf(out, "\n-- press Enter for %s (Ctrl-C stops and cleans up) --", next)
+		fmt.Fprintf(out, "\n-- Enter: %s · Ctrl-C ends and cleans up --", next)
 		done := make(chan error, 1)
 		go func() { _, err := r.ReadString('\n'); done <- err }()
 		select {

@@ -15,7 +15,15 @@ import (
 
 func TestMain(m *testing.M) {
 	reexec.Init()
-	os.Exit(m.Run())
+	// Worlds of our own, never next to a student's in /run/lab.
+	dir, err := os.MkdirTemp("", "simhost-test-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("LAB_STATE_DIR", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func needRoot(t *testing.T) {
