@@ -302,10 +302,12 @@ func Remove(dir string) op.Op {
 	}
 }
 
-// mountBelow returns a mount point at or under dir, from /proc/self/mounts
-// (whose paths escape space, tab, newline and backslash as \ooo).
+// mountBelow returns a mount point at or under dir, from the calling
+// thread's mount table (whose paths escape space, tab, newline and
+// backslash as \ooo). Not /proc/self/mounts: that is the main thread's
+// namespace, and Remove may run on a thread inside a simulated host's.
 func mountBelow(dir string) (string, error) {
-	f, err := os.Open("/proc/self/mounts")
+	f, err := os.Open("/proc/thread-self/mounts")
 	if err != nil {
 		return "", fmt.Errorf("failed to read the mount table: %w", err)
 	}

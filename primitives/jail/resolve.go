@@ -74,6 +74,11 @@ func Resolve(root, bin string) ([]Lib, error) {
 	return libs, err
 }
 
+// Needed is Resolve, plus the program's loader at the end when ldd leaves
+// it out: every file a jail needs for bin to start (and the vDSO, which it
+// does not).
+func Needed(root, bin string) ([]Lib, error) { return withInterp(root, bin) }
+
 // withInterp is Resolve, plus the program's loader at the end when ldd
 // leaves it out: a jail needs it either way.
 func withInterp(root, bin string) ([]Lib, error) {

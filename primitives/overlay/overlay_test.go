@@ -229,3 +229,17 @@ func TestDefaultDir(t *testing.T) {
 		t.Errorf("DefaultDir = %q", d)
 	}
 }
+
+func TestCheckDiskDir(t *testing.T) {
+	if _, err := DefaultDir(""); err != nil {
+		t.Skipf("no disk filesystem under /var here: %v", err)
+	}
+	if err := CheckDiskDir("/var/tmp/lab-not-made-yet/x/y"); err != nil {
+		t.Errorf("a directory to be made under /var/tmp: %v", err)
+	}
+	// /proc is never a disk; the error names a usable place.
+	err := CheckDiskDir("/proc/lab/work")
+	if !errors.Is(err, ErrUpperFS) || !strings.Contains(err.Error(), "on proc") || !strings.Contains(err.Error(), "such as /var/") {
+		t.Errorf("CheckDiskDir(/proc/lab/work) = %v", err)
+	}
+}

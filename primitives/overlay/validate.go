@@ -158,6 +158,33 @@ func DefaultDir(name string) (string, error) {
 	return "", fmt.Errorf("neither %s is on a writable disk filesystem (ext4, xfs, btrfs): choose a directory on the root disk", strings.Join(defaultRoots, " nor "))
 }
 
+// CheckDiskDir checks that dir, or the nearest ancestor that exists, is on
+// a writable disk filesystem, as DefaultDir's choices are. Lessons keep
+// their trees there: an upper layer on overlayfs or FUSE is refused by the
+// kernel, and tmpfs is refused here too (old kernels lack its whiteouts,
+// and a simulated host's /run is a private tmpfs the machine never sees).
+func CheckDiskDir(dir string) error {
+	p := filepath.Clean(dir)
+	for {
+		if _, err := os.Stat(p); err == nil || p == "/" || p == "." {
+			break
+		}
+		p = filepath.Dir(p)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return fmt.Errorf("failed to statfs %q: %w", p, err)
+	}
+	magic := uint32(st.Type)
+	if !diskFS[magic] {
+		return fmt.Errorf("%q is on %s, not on a disk filesystem (ext4, xfs, btrfs): %w: use a directory on the root disk, such as %s", dir, fsName(magic), ErrUpperFS, suggestion())
+	}
+	if st.Flags&unix.ST_RDONLY != 0 {
+		return fmt.Errorf("%q is on a read-only mount: %w: use a directory on the root disk, such as %s", dir, ErrUpperFS, suggestion())
+	}
+	return nil
+}
+
 var defaultRoots = []string{"/var/lib/lab", "/var/tmp/lab"}
 
 // suggestion names a usable place for an error message.

@@ -1,0 +1,458 @@
+package overlaymount
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containers-underneath/lab/labs/engine"
+	"github.com/containers-underneath/lab/labs/labtest"
+	"github.com/containers-underneath/lab/primitives/files"
+	"github.com/containers-underneath/lab/primitives/onhost"
+	"github.com/containers-underneath/lab/primitives/op"
+	"github.com/containers-underneath/lab/primitives/overlay"
+	"github.com/containers-underneath/lab/primitives/reexec"
+	"github.com/containers-underneath/lab/primitives/simhost"
+	"golang.org/x/sys/unix"
+)
+
+var update = flag.Bool("update", false, "rewrite transcripts/overlay-mount.md from a fresh run")
+
+func TestMain(m *testing.M) {
+	reexec.Init()
+	flag.Parse()
+	_, done := labtest.StateDir()
+	// The layers go to a disk directory of this test's own: /tmp may be
+	// tmpfs, which the lesson refuses.
+	work, err := os.MkdirTemp("/var/tmp", "lab-test-work-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("LAB_WORK_DIR", work)
+	code := m.Run()
+	done()
+	os.RemoveAll(work)
+	os.Exit(code)
+}
+
+// endState runs the lesson's steps (not its teardown) in a fresh world and
+// returns its environment and transcript; the world (and with it the
+// mount) and its directory go when the test ends.
+func endState(t *testing.T) (*engine.Env, *engine.Transcript) {
+	t.Helper()
+	w, err := simhost.Create(Lesson.Name, engine.NewWorldID(), Lesson.Topology, simhost.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := engine.Bind(Lesson, w)
+	t.Cleanup(func() {
+		w.Destroy()
+		os.RemoveAll(env.WorkDir())
+	})
+	rec := &engine.Transcript{}
+	var out bytes.Buffer
+	if err := engine.RunSteps(context.Background(), env, Lesson.Build(env), engine.Options{Out: &out, Style: engine.Plain(), Record: rec}); err != nil {
+		t.Fatalf("lesson failed: %v\n%s", err, out.String())
+	}
+	return env, rec
+}
+
+func TestLessonLeavesMachineAsItWas(t *testing.T) {
+	labtest.NeedRoot(t)
+	before := labtest.MachineState(t)
+	var out bytes.Buffer
+	if err := engine.Run(context.Background(), Lesson, engine.Options{Out: &out, Style: engine.Plain()}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"[root@docker02 ~]# mount -t overlay overlay -o lowerdir=",
+		"Filesystem      Size  Used Avail Use% Mounted on",
+		"hostname  hosts  issue  layer.txt  resolv.conf",
+		"c--------- 2 root root 0, 0 ",
+		"Read-only file system",
+		"Score: 9/9, all pass",
+		"✔ nothing is mounted at merged, and the layers are gone",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if after := labtest.MachineState(t); after != before {
+		t.Errorf("the machine changed:\n%s", labtest.Diff(before, after))
+	}
+	if ids, _ := simhost.List(Lesson.Name); len(ids[Lesson.Name]) > 0 {
+		t.Errorf("worlds left behind: %v", ids)
+	}
+	if _, err := os.Stat(filepath.Join(engine.WorkRoot(), Lesson.Name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the lesson's directory is left behind: %v", err)
+	}
+}
+
+// The overlay is in docker02's mount table, and not in the machine's.
+func TestMountStaysOnDocker02(t *testing.T) {
+	labtest.NeedRoot(t)
+	env, _ := endState(t)
+	merged := LayersOf(env).Merged
+	in, ok, err := overlay.Lookup(onhost.Mountinfo(env.Main()), merged)
+	if err != nil || !ok {
+		t.Fatalf("no overlay at %s in docker02's mount table: %v", merged, err)
+	}
+	if !in.ReadOnly || in.Upper != "" {
+		t.Errorf("the lesson ends with %+v, want the read-only remount", in)
+	}
+	if _, ok, _ := overlay.Lookup("/proc/self/mountinfo", merged); ok {
+		t.Errorf("the overlay at %s is in the machine's mount table", merged)
+	}
+}
+
+// normalised applies the lesson's normalisation to what the engine records
+// as is: the commands (they carry the world's directory) and the checks.
+func normalised(rec *engine.Transcript) {
+	for i := range rec.Steps {
+		s := &rec.Steps[i]
+		for j := range s.Commands {
+			s.Commands[j].Cmd = Lesson.Normalize(s.Commands[j].Cmd)
+		}
+		for j := range s.Checks {
+			s.Checks[j] = Lesson.Normalize(s.Checks[j])
+		}
+	}
+}
+
+func TestTranscript(t *testing.T) {
+	labtest.NeedRoot(t)
+	_, rec := endState(t)
+	normalised(rec)
+	var got bytes.Buffer
+	if err := rec.Write(&got); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(got.String(), engine.WorkRoot()) {
+		t.Fatalf("the transcript names the test's directory %s", engine.WorkRoot())
+	}
+	path := filepath.Join("..", "..", "transcripts", "overlay-mount.md")
+	if *update {
+		if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (make transcripts writes it)", err)
+	}
+	if got.String() != string(want) {
+		t.Errorf("a fresh run differs from %s (make transcripts regenerates it after a deliberate change):\n%s", path, labtest.Diff(string(want), got.String()))
+	}
+	back, err := engine.Parse(bytes.NewReader(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := len(rec.Steps) - 1
+	if len(back.Steps) != len(rec.Steps) || back.Steps[last].State != rec.Steps[last].State {
+		t.Errorf("transcript does not parse back to what was written")
+	}
+	// The kernel's answers, as the state records them.
+	for step, wants := range map[int][]string{
+		1: {"overlay on yuanxiaojiang/merged: lowerdir=yuanxiaojiang/lower0:yuanxiaojiang/lower1:yuanxiaojiang/lower2,upperdir=yuanxiaojiang/upper,workdir=yuanxiaojiang/work (read-write)"},
+		3: {"layer.txt    lower0\n"},
+		4: {"layer.txt    upper\n", "-          yuanxiaojiang/upper/layer.txt  \"lower0\\nedited\\n\""},
+		5: {"c--------- yuanxiaojiang/upper/hosts  0,0\n", "c--------- yuanxiaojiang/work/work/#<n>  0,0\n"},
+		6: {"(read-only)", "hosts        lower0\n", "layer.txt    lower0\n"},
+	} {
+		for _, w := range wants {
+			if !strings.Contains(rec.Steps[step].State, w) {
+				t.Errorf("state after step %d lacks %q:\n%s", step+1, w, rec.Steps[step].State)
+			}
+		}
+	}
+	if strings.Contains(rec.Steps[6].State, "fstab ") {
+		t.Errorf("the read-only mount shows fstab, which only upper has:\n%s", rec.Steps[6].State)
+	}
+}
+
+// shellRun runs a bash script on docker02 of a fresh shell world, which the
+// test removes when it ends.
+func shellRun(t *testing.T, script string) {
+	t.Helper()
+	if err := engine.Clean(Lesson, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Clean(Lesson, &bytes.Buffer{}) })
+	var out bytes.Buffer
+	code, err := engine.Shell(Lesson, "", []string{"bash", "-c", script}, nil, &out, &out)
+	if err != nil || code != 0 {
+		t.Fatalf("script: exit %d, %v\n%s\n%s", code, err, script, out.String())
+	}
+}
+
+// The printed commands are the truth: the --dry-run script, run with bash
+// (and the real mount, cp, rm) in a fresh shell, gives the lesson's own end
+// state, and check passes.
+func TestDryRunScriptGivesTheLessonsState(t *testing.T) {
+	labtest.NeedRoot(t)
+	labtest.Short(t)
+	env, _ := endState(t)
+	want, err := engine.State(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script bytes.Buffer
+	if err := engine.DryRun(Lesson, &script); err != nil {
+		t.Fatal(err)
+	}
+	shellRun(t, script.String())
+	sw, err := engine.OpenShellWorld(Lesson)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := engine.State(engine.Bind(Lesson, sw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("state after the script differs from the lesson's:\n%s", labtest.Diff(want, got))
+	}
+	r, err := engine.CheckShell(Lesson, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Passed() {
+		var b bytes.Buffer
+		r.Print(&b, engine.Plain())
+		t.Errorf("check fails on the script's result:\n%s", b.String())
+	}
+}
+
+// Each common mistake gets its own hint: the document's lowerdir order, no
+// workdir, a workdir on another filesystem (a tmpfs mounted on it, or a
+// link to docker02's /run).
+func TestCheckHintsForCommonMistakes(t *testing.T) {
+	labtest.NeedRoot(t)
+	labtest.Short(t)
+	l := LayersOf(engine.Bind(Lesson, nil))
+	base := filepath.Dir(l.Merged)
+	var seeds []string
+	for _, s := range Seeds() {
+		seeds = append(seeds, s.op(base).Cmd)
+	}
+	reversed := l
+	reversed.Lower = []string{l.Lower[2], l.Lower[1], l.Lower[0]}
+	noWork := l
+	noWork.Work = ""
+	rw := overlay.Mount(l).Cmd
+	umount := overlay.Unmount(l.Merged).Cmd
+	mkdirs := overlay.Mkdir(l).Cmd
+	mkdirsNoWork := op.Join("mkdir", "-p", l.Lower[0], l.Lower[1], l.Lower[2], l.Upper, l.Merged)
+	attempt := rw + " || true" // fails: the check must say why from what is left
+
+	cases := []struct {
+		name   string
+		cmds   []string
+		item   string
+		hint   string
+		found  string
+		passes []string
+	}{
+		{"lowerdir in the document's order", append([]string{mkdirs}, append(seeds, overlay.Mount(reversed).Cmd)...), "order",
+			umount + " && " + rw, "wrong order", []string{"dirs", "seeded", "workdir"}},
+		{"lower2 wins with the document's order", append([]string{mkdirs}, append(seeds, overlay.Mount(reversed).Cmd)...), "wins",
+			umount + " && " + rw, "lower2", []string{"dirs", "seeded", "workdir"}},
+		{"no workdir", append([]string{mkdirsNoWork}, append(seeds, overlay.Mount(noWork).Cmd+" || true")...), "workdir",
+			"mkdir -p " + l.Work, "no " + l.Work, []string{"dirs", "seeded"}},
+		{"no workdir: the mount", append([]string{mkdirsNoWork}, append(seeds, overlay.Mount(noWork).Cmd+" || true")...), "order",
+			"mkdir -p " + l.Work + " && " + rw, "no overlay is mounted", []string{"dirs", "seeded"}},
+		{"a tmpfs mounted on work", append([]string{mkdirs}, append(seeds, "mount -t tmpfs tmpfs "+l.Work, attempt)...), "workdir",
+			"umount " + l.Work, "is on tmpfs", []string{"dirs", "seeded"}},
+		{"work a link to /run", append([]string{mkdirsNoWork, "mkdir -p /run/lab-work", "ln -s /run/lab-work " + l.Work}, append(seeds, attempt)...), "workdir",
+			"rm " + l.Work + " && mkdir -p " + l.Work, "symlink to /run/lab-work", []string{"dirs", "seeded"}},
+		{"a tmpfs on work: the mount", append([]string{mkdirs}, append(seeds, "mount -t tmpfs tmpfs "+l.Work, attempt)...), "order",
+			rw, "mounting it would fail: workdir", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			shellRun(t, strings.Join(append([]string{"set -e"}, c.cmds...), "\n"))
+			r, err := engine.CheckShell(Lesson, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Passed() {
+				t.Fatal("check passed a half-done exercise")
+			}
+			byID := map[string]engine.Result{}
+			for _, it := range r.Items {
+				byID[it.ID] = it
+			}
+			got := byID[c.item]
+			if got.OK {
+				t.Fatalf("item %s passed", c.item)
+			}
+			if got.Hint != c.hint {
+				t.Errorf("hint for %s = %q, want %q (found: %s)", c.item, got.Hint, c.hint, got.Found)
+			}
+			if !strings.Contains(got.Found, c.found) {
+				t.Errorf("found for %s = %q, want it to say %q", c.item, got.Found, c.found)
+			}
+			for _, id := range c.passes {
+				if !byID[id].OK {
+					t.Errorf("item %s should pass: %s", id, byID[id].Found)
+				}
+			}
+		})
+	}
+}
+
+// A lesson directory on tmpfs stops the lesson at its first command with
+// an error that names a usable place, and leaves nothing behind.
+func TestWorkDirOnUnusableFilesystem(t *testing.T) {
+	labtest.NeedRoot(t)
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Skip("no tmpfs at /dev/shm")
+	}
+	bad := "/dev/shm/lab-test-" + filepath.Base(engine.WorkRoot())
+	t.Setenv("LAB_WORK_DIR", bad)
+	before := labtest.MachineState(t)
+	var out bytes.Buffer
+	err := engine.Run(context.Background(), Lesson, engine.Options{Out: &out, Style: engine.Plain()})
+	if err == nil {
+		t.Fatalf("the lesson ran on tmpfs:\n%s", out.String())
+	}
+	for _, want := range []string{"on tmpfs", "LAB_WORK_DIR=" + bad, "such as /var/"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if _, err := os.Stat(bad); !errors.Is(err, fs.ErrNotExist) {
+		os.RemoveAll(bad)
+		t.Errorf("%s was made: %v", bad, err)
+	}
+	if after := labtest.MachineState(t); after != before {
+		t.Errorf("the machine changed:\n%s", labtest.Diff(before, after))
+	}
+}
+
+// The lesson's own mount refuses a workdir on another filesystem than
+// upper with the kernel's rule and a usable place, before mount(2).
+func TestMountRefusesWorkdirOnAnotherFilesystem(t *testing.T) {
+	labtest.NeedRoot(t)
+	w, err := simhost.Create(Lesson.Name, engine.NewWorldID(), Lesson.Topology, simhost.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := engine.Bind(Lesson, w)
+	t.Cleanup(func() {
+		w.Destroy()
+		os.RemoveAll(env.WorkDir())
+	})
+	l := LayersOf(env)
+	h := env.Main()
+	// docker02's /run is a tmpfs of its own: work there is on another
+	// filesystem than upper, and the machine never sees it.
+	bad := l
+	bad.Work = "/run/lab-work"
+	for _, o := range []op.Op{overlay.Mkdir(l), files.Cp("/etc/hosts", l.Lower[0]), overlay.Mkdir(bad)} {
+		if err := onhost.Op(h, o).Do(&bytes.Buffer{}); err != nil {
+			t.Fatalf("%s: %v", o.Cmd, err)
+		}
+	}
+	err = onhost.Op(h, overlay.Mount(bad)).Do(&bytes.Buffer{})
+	if !errors.Is(err, overlay.ErrWorkMount) || !strings.Contains(err.Error(), "such as /var/") {
+		t.Errorf("mount with workdir on docker02's /run: %v", err)
+	}
+	if _, ok, _ := overlay.Lookup(onhost.Mountinfo(h), l.Merged); ok {
+		t.Error("the overlay was mounted anyway")
+	}
+}
+
+func TestDryRunNeedsNothing(t *testing.T) {
+	var b bytes.Buffer
+	if err := engine.DryRun(Lesson, &b); err != nil {
+		t.Fatal(err)
+	}
+	s := b.String()
+	l := LayersOf(engine.Bind(Lesson, nil))
+	d := filepath.Dir(l.Merged)
+	if !strings.HasSuffix(d, "/overlay-mount/shell/yuanxiaojiang") {
+		t.Errorf("the script works in %s, not in the shell world's directory", d)
+	}
+	for _, line := range []string{
+		"mkdir -p " + d + "/lower{0..2} " + d + "/{upper,work,merged}",
+		"cp /etc/hosts " + d + "/lower0/",
+		"cp /etc/hostname " + d + "/upper/",
+		"mount -t overlay overlay -o lowerdir=" + d + "/lower0:" + d + "/lower1:" + d + "/lower2,upperdir=" + d + "/upper,workdir=" + d + "/work " + d + "/merged",
+		"df -h -t overlay",
+		"cp /etc/fstab " + d + "/merged/",
+		"echo edited >> " + d + "/merged/layer.txt",
+		"rm " + d + "/merged/hosts",
+		"umount " + d + "/merged",
+		"mount -t overlay overlay -o lowerdir=" + d + "/lower0:" + d + "/lower1:" + d + "/lower2 " + d + "/merged",
+		"cp /etc/os-release " + d + "/merged/ || echo '(fails, as expected: without an upper layer there is nowhere to write: Read-only file system)'",
+		"# rm -rf " + d,
+	} {
+		if !strings.Contains(s, "\n"+line+"\n") {
+			t.Errorf("script lacks the line %q", line)
+		}
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	run := filepath.Join(engine.WorkRoot(), "overlay-mount", "run-12-345", "yuanxiaojiang")
+	in := "Filesystem      Size  Used Avail Use% Mounted on\n" +
+		"overlay         252G   12G   80G  13% " + run + "/merged\n" +
+		"c--------- 2 root root 0, 0 Nov 23 08:55 " + run + "/upper/hosts\n"
+	want := "Filesystem      Size  Used Avail Use% Mounted on\n" +
+		"overlay            N     N     N   N% /var/lib/lab/overlay-mount/shell/yuanxiaojiang/merged\n" +
+		"c--------- 2 root root 0, 0 <time> /var/lib/lab/overlay-mount/shell/yuanxiaojiang/upper/hosts\n"
+	if got := Lesson.Normalize(in); got != want {
+		t.Errorf("normalize:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// A check graded again from its recorded observations, with no kernel to
+// look at, comes to the same result item by item (`lab grade`).
+func TestGradeFromRecordedObservations(t *testing.T) {
+	labtest.NeedRoot(t)
+	env, _ := endState(t)
+	l := LayersOf(env)
+	s := Lesson.Build(env)
+	// A mistake, so that the replay must reproduce failures and hints: the
+	// whiteout gone, and the document's order.
+	h := env.Main()
+	for _, argv := range [][]string{
+		{"rm", filepath.Join(l.Upper, Hosts)},
+		{"umount", l.Merged},
+		{"mount", "-t", "overlay", "overlay", "-o", "lowerdir=" + l.Lower[2] + ":" + l.Lower[1] + ":" + l.Lower[0], l.Merged},
+	} {
+		if code, err := engine.Exec(h, argv, os.Environ(), nil, nil, nil); err != nil || code != 0 {
+			t.Fatalf("%v: %d %v", argv, code, err)
+		}
+	}
+	live := engine.NewProbe(env, h)
+	want := engine.Grade(s, live)
+	failed := 0
+	for _, it := range want.Items {
+		if !it.OK {
+			failed++
+		}
+	}
+	if failed != 3 { // whiteout, order, wins
+		var b bytes.Buffer
+		want.Print(&b, engine.Plain())
+		t.Fatalf("want 3 items failing:\n%s", b.String())
+	}
+	again := engine.Grade(s, engine.ReplayProbe(env, Host, live.Observations()))
+	if want.Score != again.Score || want.Max != again.Max {
+		t.Fatalf("live %d/%d, replayed %d/%d", want.Score, want.Max, again.Score, again.Max)
+	}
+	for i := range want.Items {
+		if want.Items[i] != again.Items[i] {
+			t.Errorf("item %s: live %+v, replayed %+v", want.Items[i].ID, want.Items[i], again.Items[i])
+		}
+	}
+}
