@@ -1,4 +1,5 @@
-// Command lab runs the lessons: `lab list`, `lab netns-veth`, ...
+// Command lab runs the lessons: `lab list`, `lab netns-veth`, ... and the
+// instructors' `lab grade` and `lab replay`.
 package main
 
 import (
@@ -6,6 +7,7 @@ import (
 
 	_ "github.com/containers-underneath/lab/labs"
 	"github.com/containers-underneath/lab/labs/cli"
+	_ "github.com/containers-underneath/lab/labs/grade"
 	"github.com/containers-underneath/lab/primitives/reexec"
 )
 

@@ -216,6 +216,8 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 					&cli.StringFlag{Name: "host", Usage: "which host of the lesson's shell (default: " + l.Main + ")"},
 					&cli.BoolFlag{Name: "host-ns", Usage: "check work done on this machine's own root namespace (read-only)"},
 					&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
+					&cli.StringFlag{Name: "record", Usage: "also write a graded transcript to `FILE` (NAME.lab) for an instructor's 'lab grade'"},
+					&cli.StringFlag{Name: "student", Usage: "the name the record gives (default: the file's name)"},
 					noColorFlag,
 				},
 				OnUsageError: usageError,
@@ -226,9 +228,28 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 					if c.Bool("host-ns") && c.IsSet("host") {
 						return engine.Usagef("--host and --host-ns exclude each other: pick one")
 					}
+					if c.IsSet("student") && !c.IsSet("record") {
+						return engine.Usagef("--student names the student in a record: add --record FILE")
+					}
 					var r *engine.Report
 					var err error
-					if c.Bool("host-ns") {
+					if file := c.String("record"); file != "" {
+						var rec *engine.Record
+						if c.Bool("host-ns") {
+							rec, err = engine.RecordMachine(l)
+						} else {
+							rec, err = engine.RecordShell(l, c.String("host"))
+						}
+						if err != nil {
+							return err
+						}
+						rec.Student = c.String("student")
+						if err := rec.WriteFile(file); err != nil {
+							return err
+						}
+						fmt.Fprintf(os.Stderr, "wrote the graded transcript %s\n", file)
+						r = rec.Report()
+					} else if c.Bool("host-ns") {
 						r, err = engine.CheckMachine(l)
 					} else {
 						r, err = engine.CheckShell(l, c.String("host"))
