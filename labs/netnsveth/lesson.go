@@ -164,8 +164,11 @@ func items(env *engine.Env) []engine.Item {
 				return engine.Pass()
 			}
 			if st := p.NS(NS); st != nil && st.Link(HostEnd) != nil {
+				// Not "ip link set veth100 netns 1": on a simulated host PID 1
+				// is the machine's init, so that would move the link out of
+				// the lesson altogether. Deleting one end deletes the pair.
 				return engine.Miss("veth100 was moved into linux_yuan; the other end belongs there",
-					"ip netns exec %s ip link set %s netns 1  (then move %s instead)", NS, HostEnd, NSEnd)
+					"ip netns exec %s ip link del %s && ip link add %s type veth peer name %s && ip link set %s netns %s", NS, HostEnd, HostEnd, NSEnd, NSEnd, NS)
 			}
 			return engine.Miss("no veth100", "ip link add %s type veth peer name %s", HostEnd, NSEnd)
 		}},
