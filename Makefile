@@ -33,8 +33,11 @@ test: setup build
 test-short: build
 	$(GO) test -short ./...
 
+# Every lesson whose tests compare a fresh run with transcripts/LESSON.md.
+LESSON_PKGS = $(sort $(dir $(shell grep -l 'labtest.Golden' labs/*/*_test.go)))
+
 transcripts: build
-	$(GO) test ./labs/... -run 'TestTranscript' -update
+	$(GO) test -count=1 $(addprefix ./,$(LESSON_PKGS)) -run '^TestTranscript$$' -update
 
 bench: build
 	$(GO) test ./labs/... ./primitives/... -run '^$$' -bench . -benchtime 5x

@@ -55,6 +55,7 @@ var Lesson = &engine.Lesson{
 	Text:      engine.MustText(textEN),
 	State:     state,
 	Normalize: normalize,
+	StateNote: "the lesson's directory as a tree, without sizes, times or modes",
 	Build:     build,
 }
 

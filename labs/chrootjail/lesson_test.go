@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -16,60 +15,16 @@ import (
 	"github.com/containers-underneath/lab/labs/engine"
 	"github.com/containers-underneath/lab/labs/labtest"
 	"github.com/containers-underneath/lab/primitives/jail"
-	"github.com/containers-underneath/lab/primitives/reexec"
-	"github.com/containers-underneath/lab/primitives/simhost"
 	"golang.org/x/sys/unix"
 )
 
-var update = flag.Bool("update", false, "rewrite transcripts/chroot-jail.md from a fresh run")
+func TestMain(m *testing.M) { labtest.Main(m) }
 
-func TestMain(m *testing.M) {
-	reexec.Init()
-	flag.Parse()
-	_, done := labtest.StateDir()
-	// The lesson's directories go to a disk directory of this test's own
-	// (/tmp may be tmpfs, which the lesson refuses).
-	work, err := os.MkdirTemp("/var/tmp", "lab-test-work-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("LAB_WORK_DIR", work)
-	code := m.Run()
-	done()
-	os.RemoveAll(work)
-	os.Exit(code)
-}
-
-// endState runs the lesson's steps (not its teardown) in a fresh world and
-// returns its environment and transcript; the world and its directory go
-// when the test ends.
-func endState(t *testing.T) (*engine.Env, *engine.Transcript) {
-	t.Helper()
-	w, err := simhost.Create(Lesson.Name, engine.NewWorldID(), Lesson.Topology, simhost.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := engine.Bind(Lesson, w)
-	t.Cleanup(func() {
-		w.Destroy()
-		os.RemoveAll(env.WorkDir())
-	})
-	rec := &engine.Transcript{}
-	var out bytes.Buffer
-	if err := engine.RunSteps(context.Background(), env, Lesson.Build(env), engine.Options{Out: &out, Style: engine.Plain(), Record: rec}); err != nil {
-		t.Fatalf("lesson failed: %v\n%s", err, out.String())
-	}
-	return env, rec
-}
+// endState runs the lesson's steps (not its teardown) in a fresh world.
+func endState(t *testing.T) (*engine.Env, *engine.Transcript) { return labtest.EndState(t, Lesson) }
 
 func TestLessonLeavesMachineAsItWas(t *testing.T) {
-	labtest.NeedRoot(t)
-	before := labtest.MachineState(t)
-	var out bytes.Buffer
-	if err := engine.Run(context.Background(), Lesson, engine.Options{Out: &out, Style: engine.Plain()}); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	for _, want := range []string{
+	labtest.RunLeavesMachine(t, Lesson,
 		"[root@docker02 ~]# ldd /bin/bash",
 		"chroot: failed to run command '/bin/bash': No such file or directory",
 		"/bin /lib /lib64",
@@ -78,72 +33,13 @@ func TestLessonLeavesMachineAsItWas(t *testing.T) {
 		"bin  haha.log  lib  lib64",
 		"Score: 6/6, all pass",
 		"✔ both jails are gone from docker02's disk",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
-	if after := labtest.MachineState(t); after != before {
-		t.Errorf("the machine changed:\n%s", labtest.Diff(before, after))
-	}
-	if ids, _ := simhost.List(Lesson.Name); len(ids[Lesson.Name]) > 0 {
-		t.Errorf("worlds left behind: %v", ids)
-	}
-	if _, err := os.Stat(filepath.Join(engine.WorkRoot(), Lesson.Name)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the lesson's directory is left behind: %v", err)
-	}
-}
-
-// normalised applies the lesson's normalisation to what the engine records
-// as is: the commands (they carry the world's directory) and the checks.
-func normalised(rec *engine.Transcript) {
-	for i := range rec.Steps {
-		s := &rec.Steps[i]
-		for j := range s.Commands {
-			s.Commands[j].Cmd = Lesson.Normalize(s.Commands[j].Cmd)
-		}
-		for j := range s.Checks {
-			s.Checks[j] = Lesson.Normalize(s.Checks[j])
-		}
-	}
+	)
 }
 
 func TestTranscript(t *testing.T) {
 	labtest.NeedRoot(t)
 	_, rec := endState(t)
-	normalised(rec)
-	var got bytes.Buffer
-	if err := rec.Write(&got); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(got.String(), engine.WorkRoot()) {
-		t.Fatalf("the transcript names the test's directory %s", engine.WorkRoot())
-	}
-	path := filepath.Join("..", "..", "transcripts", "chroot-jail.md")
-	if *update {
-		if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (make transcripts writes it)", err)
-	}
-	if got.String() != string(want) {
-		t.Errorf("a fresh run differs from %s (make transcripts regenerates it after a deliberate change):\n%s", path, labtest.Diff(string(want), got.String()))
-	}
-	back, err := engine.Parse(bytes.NewReader(want))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(back.Steps) != len(rec.Steps) || back.Steps[5].State != rec.Steps[5].State {
-		t.Errorf("transcript does not parse back to what was written")
-	}
-	for _, s := range []string{"-          yuanxiaojiang/xixi.log  \"xixi\\n\"", "-          yuanxiaojun/bin/ls", "(none)"} {
-		if !strings.Contains(rec.Steps[5].State, s) {
-			t.Errorf("state after the last step lacks %q:\n%s", s, rec.Steps[5].State)
-		}
-	}
+	labtest.Golden(t, Lesson, rec)
 }
 
 // shellRun runs a bash script on docker02 of a fresh shell world, which the
@@ -164,41 +60,10 @@ func shellRun(t *testing.T, script string) {
 // The printed commands are the truth: the --dry-run script, run with bash
 // in a fresh shell, gives the lesson's own end state, and check passes.
 func TestDryRunScriptGivesTheLessonsState(t *testing.T) {
-	labtest.NeedRoot(t)
-	labtest.Short(t)
 	if _, err := exec.LookPath("ldd"); err != nil {
 		t.Skip("the script runs ldd")
 	}
-	env, _ := endState(t)
-	want, err := engine.State(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var script bytes.Buffer
-	if err := engine.DryRun(Lesson, &script); err != nil {
-		t.Fatal(err)
-	}
-	shellRun(t, script.String())
-	sw, err := engine.OpenShellWorld(Lesson)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := engine.State(engine.Bind(Lesson, sw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != want {
-		t.Errorf("state after the script differs from the lesson's:\n%s", labtest.Diff(want, got))
-	}
-	r, err := engine.CheckShell(Lesson, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.Passed() {
-		var b bytes.Buffer
-		r.Print(&b, engine.Plain())
-		t.Errorf("check fails on the script's result:\n%s", b.String())
-	}
+	labtest.DryRunMatches(t, Lesson)
 }
 
 // Each common mistake gets its own hint: the cp that fixes a missing

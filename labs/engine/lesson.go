@@ -28,6 +28,9 @@ type Lesson struct {
 	// State renders the normalised kernel state transcripts record after
 	// each step; nil means the network state of the main host.
 	State func(env *Env) (string, error)
+	// StateNote says in the transcript's header what its state blocks show;
+	// empty means the network state.
+	StateNote string
 	// Normalize, when set, removes volatile values (paths of temp dirs,
 	// inode numbers, sizes) from command output, after the engine's own
 	// normalisation.

@@ -117,6 +117,7 @@ func RunSteps(ctx context.Context, env *Env, s *Script, o Options) error {
 		o.Record.Lesson = env.Lesson.Name
 		o.Record.Title = env.Lesson.Title()
 		o.Record.Sources = env.Lesson.Sources
+		o.Record.Note = env.Lesson.StateNote
 	}
 	for i, st := range s.Steps {
 		if err := runStep(ctx, env, s, i+1, len(s.Steps)+1, st, o); err != nil {
@@ -179,7 +180,7 @@ func runStep(ctx context.Context, env *Env, s *Script, n, total int, st Step, o 
 			outcome = "fails, as expected: " + a.Why
 		}
 		if rec != nil {
-			rec.Commands = append(rec.Commands, TCmd{Host: hostName, Cmd: a.Op.Cmd, Output: l.normalize(buf.String()), Outcome: outcome})
+			rec.Commands = append(rec.Commands, TCmd{Host: hostName, Cmd: l.normalize(a.Op.Cmd), Output: l.normalize(buf.String()), Outcome: outcome})
 		}
 	}
 	p := NewProbe(env, env.Main())
@@ -199,7 +200,7 @@ func runStep(ctx context.Context, env *Env, s *Script, n, total int, st Step, o 
 		}
 		fmt.Fprintf(out, "  %s %s\n", sty.Good("✔"), r.Text)
 		if rec != nil {
-			rec.Checks = append(rec.Checks, r.Text)
+			rec.Checks = append(rec.Checks, l.normalize(r.Text))
 		}
 	}
 	if rec != nil {

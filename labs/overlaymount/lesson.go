@@ -55,6 +55,7 @@ var Lesson = &engine.Lesson{
 	Text:      engine.MustText(textEN),
 	State:     state,
 	Normalize: normalize,
+	StateNote: "the layers as a tree, the overlay mounts, and the layer each name in merged comes from; sizes and times left out",
 	Build:     build,
 }
 

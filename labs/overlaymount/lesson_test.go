@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,60 +16,17 @@ import (
 	"github.com/containers-underneath/lab/primitives/onhost"
 	"github.com/containers-underneath/lab/primitives/op"
 	"github.com/containers-underneath/lab/primitives/overlay"
-	"github.com/containers-underneath/lab/primitives/reexec"
 	"github.com/containers-underneath/lab/primitives/simhost"
 	"golang.org/x/sys/unix"
 )
 
-var update = flag.Bool("update", false, "rewrite transcripts/overlay-mount.md from a fresh run")
+func TestMain(m *testing.M) { labtest.Main(m) }
 
-func TestMain(m *testing.M) {
-	reexec.Init()
-	flag.Parse()
-	_, done := labtest.StateDir()
-	// The layers go to a disk directory of this test's own: /tmp may be
-	// tmpfs, which the lesson refuses.
-	work, err := os.MkdirTemp("/var/tmp", "lab-test-work-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("LAB_WORK_DIR", work)
-	code := m.Run()
-	done()
-	os.RemoveAll(work)
-	os.Exit(code)
-}
-
-// endState runs the lesson's steps (not its teardown) in a fresh world and
-// returns its environment and transcript; the world (and with it the
-// mount) and its directory go when the test ends.
-func endState(t *testing.T) (*engine.Env, *engine.Transcript) {
-	t.Helper()
-	w, err := simhost.Create(Lesson.Name, engine.NewWorldID(), Lesson.Topology, simhost.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := engine.Bind(Lesson, w)
-	t.Cleanup(func() {
-		w.Destroy()
-		os.RemoveAll(env.WorkDir())
-	})
-	rec := &engine.Transcript{}
-	var out bytes.Buffer
-	if err := engine.RunSteps(context.Background(), env, Lesson.Build(env), engine.Options{Out: &out, Style: engine.Plain(), Record: rec}); err != nil {
-		t.Fatalf("lesson failed: %v\n%s", err, out.String())
-	}
-	return env, rec
-}
+// endState runs the lesson's steps (not its teardown) in a fresh world.
+func endState(t *testing.T) (*engine.Env, *engine.Transcript) { return labtest.EndState(t, Lesson) }
 
 func TestLessonLeavesMachineAsItWas(t *testing.T) {
-	labtest.NeedRoot(t)
-	before := labtest.MachineState(t)
-	var out bytes.Buffer
-	if err := engine.Run(context.Background(), Lesson, engine.Options{Out: &out, Style: engine.Plain()}); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	for _, want := range []string{
+	labtest.RunLeavesMachine(t, Lesson,
 		"[root@docker02 ~]# mount -t overlay overlay -o lowerdir=",
 		"Filesystem      Size  Used Avail Use% Mounted on",
 		"hostname  hosts  issue  layer.txt  resolv.conf",
@@ -78,20 +34,7 @@ func TestLessonLeavesMachineAsItWas(t *testing.T) {
 		"Read-only file system",
 		"Score: 9/9, all pass",
 		"✔ nothing is mounted at merged, and the layers are gone",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
-	if after := labtest.MachineState(t); after != before {
-		t.Errorf("the machine changed:\n%s", labtest.Diff(before, after))
-	}
-	if ids, _ := simhost.List(Lesson.Name); len(ids[Lesson.Name]) > 0 {
-		t.Errorf("worlds left behind: %v", ids)
-	}
-	if _, err := os.Stat(filepath.Join(engine.WorkRoot(), Lesson.Name)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the lesson's directory is left behind: %v", err)
-	}
+	)
 }
 
 // The overlay is in docker02's mount table, and not in the machine's.
@@ -111,69 +54,10 @@ func TestMountStaysOnDocker02(t *testing.T) {
 	}
 }
 
-// normalised applies the lesson's normalisation to what the engine records
-// as is: the commands (they carry the world's directory) and the checks.
-func normalised(rec *engine.Transcript) {
-	for i := range rec.Steps {
-		s := &rec.Steps[i]
-		for j := range s.Commands {
-			s.Commands[j].Cmd = Lesson.Normalize(s.Commands[j].Cmd)
-		}
-		for j := range s.Checks {
-			s.Checks[j] = Lesson.Normalize(s.Checks[j])
-		}
-	}
-}
-
 func TestTranscript(t *testing.T) {
 	labtest.NeedRoot(t)
 	_, rec := endState(t)
-	normalised(rec)
-	var got bytes.Buffer
-	if err := rec.Write(&got); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(got.String(), engine.WorkRoot()) {
-		t.Fatalf("the transcript names the test's directory %s", engine.WorkRoot())
-	}
-	path := filepath.Join("..", "..", "transcripts", "overlay-mount.md")
-	if *update {
-		if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (make transcripts writes it)", err)
-	}
-	if got.String() != string(want) {
-		t.Errorf("a fresh run differs from %s (make transcripts regenerates it after a deliberate change):\n%s", path, labtest.Diff(string(want), got.String()))
-	}
-	back, err := engine.Parse(bytes.NewReader(want))
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := len(rec.Steps) - 1
-	if len(back.Steps) != len(rec.Steps) || back.Steps[last].State != rec.Steps[last].State {
-		t.Errorf("transcript does not parse back to what was written")
-	}
-	// The kernel's answers, as the state records them.
-	for step, wants := range map[int][]string{
-		1: {"overlay on yuanxiaojiang/merged: lowerdir=yuanxiaojiang/lower0:yuanxiaojiang/lower1:yuanxiaojiang/lower2,upperdir=yuanxiaojiang/upper,workdir=yuanxiaojiang/work (read-write)"},
-		3: {"layer.txt    lower0\n"},
-		4: {"layer.txt    upper\n", "-          yuanxiaojiang/upper/layer.txt  \"lower0\\nedited\\n\""},
-		5: {"c--------- yuanxiaojiang/upper/hosts  0,0\n", "c--------- yuanxiaojiang/work/work/#<n>  0,0\n"},
-		6: {"(read-only)", "hosts        lower0\n", "layer.txt    lower0\n"},
-	} {
-		for _, w := range wants {
-			if !strings.Contains(rec.Steps[step].State, w) {
-				t.Errorf("state after step %d lacks %q:\n%s", step+1, w, rec.Steps[step].State)
-			}
-		}
-	}
-	if strings.Contains(rec.Steps[6].State, "fstab ") {
-		t.Errorf("the read-only mount shows fstab, which only upper has:\n%s", rec.Steps[6].State)
-	}
+	labtest.Golden(t, Lesson, rec)
 }
 
 // shellRun runs a bash script on docker02 of a fresh shell world, which the
@@ -192,42 +76,8 @@ func shellRun(t *testing.T, script string) {
 }
 
 // The printed commands are the truth: the --dry-run script, run with bash
-// (and the real mount, cp, rm) in a fresh shell, gives the lesson's own end
-// state, and check passes.
-func TestDryRunScriptGivesTheLessonsState(t *testing.T) {
-	labtest.NeedRoot(t)
-	labtest.Short(t)
-	env, _ := endState(t)
-	want, err := engine.State(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var script bytes.Buffer
-	if err := engine.DryRun(Lesson, &script); err != nil {
-		t.Fatal(err)
-	}
-	shellRun(t, script.String())
-	sw, err := engine.OpenShellWorld(Lesson)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := engine.State(engine.Bind(Lesson, sw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != want {
-		t.Errorf("state after the script differs from the lesson's:\n%s", labtest.Diff(want, got))
-	}
-	r, err := engine.CheckShell(Lesson, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.Passed() {
-		var b bytes.Buffer
-		r.Print(&b, engine.Plain())
-		t.Errorf("check fails on the script's result:\n%s", b.String())
-	}
-}
+// in a fresh shell, gives the lesson's own end state, and check passes.
+func TestDryRunScriptGivesTheLessonsState(t *testing.T) { labtest.DryRunMatches(t, Lesson) }
 
 // Each common mistake gets its own hint: the document's lowerdir order, no
 // workdir, a workdir on another filesystem (a tmpfs mounted on it, or a
