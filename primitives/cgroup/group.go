@@ -39,6 +39,10 @@ type Group interface {
 	SetCPU(quota, period int64) []op.Op
 	// AddProc moves pid into the group (v1: every hierarchy of the group).
 	AddProc(pid int) []op.Op
+	// AddProcFor moves pid into the group for some controllers only: on v1
+	// the tasks file of each of their hierarchies, once per hierarchy
+	// (membership is per hierarchy there); on v2 the one cgroup.procs.
+	AddProcFor(pid int, controllers ...string) []op.Op
 	// SetMemory limits memory to limit bytes and memory+swap to swap bytes,
 	// as docker's --memory and --memory-swap do. swap 0 leaves swap alone;
 	// Unlimited lifts either. The v1 order is decided from the current
@@ -47,6 +51,12 @@ type Group interface {
 	// Destroy kills what is left in the group (only when something is), then
 	// removes it. A missing group is success.
 	Destroy() []op.Op
+	// Kill kills every process in the group and waits until it is empty.
+	// Unlike Destroy it decides at Do time, so it can be built before the
+	// group holds anything; an empty or missing group is success.
+	Kill() op.Op
+	// Remove is the documents' `rmdir`, one per directory.
+	Remove() []op.Op
 
 	Exists() bool
 	// CPULimit reads the cap back from the files that hold it.
@@ -291,11 +301,15 @@ func killOp(dirs []string, procs func() ([]int, error)) op.Op {
 }
 
 // cgroupKillOp: `echo 1 > dir/cgroup.kill` (v2, Linux 5.14) kills every
-// process in the group at once; then wait until it is empty.
+// process in the group at once; then wait until it is empty. A missing
+// group is success.
 func cgroupKillOp(dir, path string, procs func() ([]int, error)) op.Op {
 	o := echo("1", path, false)
 	do := o.Do
 	o.Do = func(out io.Writer) error {
+		if !exists(dir) {
+			return nil
+		}
 		if _, err := notSelf(dir, procs); err != nil {
 			return err
 		}
@@ -305,6 +319,19 @@ func cgroupKillOp(dir, path string, procs func() ([]int, error)) op.Op {
 		return waitEmpty(dir, procs)
 	}
 	return o
+}
+
+// kernelAtLeast reports whether the running kernel is major.minor or newer.
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 // notSelf refuses to empty a group that holds the lab itself.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -500,5 +501,76 @@ func wantFile(t *testing.T, path, want string) {
 	}
 	if string(b) != want {
 		t.Errorf("%s = %q, want %q", path, b, want)
+	}
+}
+
+// AddProcFor moves a pid for some controllers only: on v1 one tasks file per
+// hierarchy named (co-mounted cpu,cpuacct is one); on v2 the one group.
+func TestAddProcFor(t *testing.T) {
+	v1 := &Layout{Root: "/sys/fs/cgroup", Mode: ModeV1, Mounts: []Mount{
+		{Point: "/sys/fs/cgroup/cpu", FSType: "cgroup", Controllers: []string{"cpu"}},
+		{Point: "/sys/fs/cgroup/cpuacct", FSType: "cgroup", Controllers: []string{"cpuacct"}},
+		{Point: "/sys/fs/cgroup/memory", FSType: "cgroup", Controllers: []string{"memory"}},
+	}}
+	comounted := &Layout{Root: "/sys/fs/cgroup", Mode: ModeV1, Mounts: []Mount{
+		{Point: "/sys/fs/cgroup/cpu,cpuacct", FSType: "cgroup", Controllers: []string{"cpu", "cpuacct"}},
+	}}
+	v2 := &Layout{Root: "/sys/fs/cgroup", Mode: ModeV2, Mounts: []Mount{
+		{Point: "/sys/fs/cgroup", FSType: "cgroup2", Controllers: []string{"cpu", "memory"}},
+	}}
+	for _, tc := range []struct {
+		name string
+		l    *Layout
+		ctl  []string
+		want []string
+	}{
+		{"v1 cpu and cpuacct", v1, []string{"cpu", "cpuacct"}, []string{
+			"echo 7 >> /sys/fs/cgroup/cpu/linux_yuan/tasks", "echo 7 >> /sys/fs/cgroup/cpuacct/linux_yuan/tasks"}},
+		{"v1 memory", v1, []string{"memory"}, []string{"echo 7 >> /sys/fs/cgroup/memory/linux_yuan/tasks"}},
+		{"v1 co-mounted", comounted, []string{"cpu", "cpuacct"}, []string{"echo 7 >> /sys/fs/cgroup/cpu,cpuacct/linux_yuan/tasks"}},
+		{"v2", v2, []string{"memory"}, []string{"echo 7 > /sys/fs/cgroup/linux_yuan/cgroup.procs"}},
+	} {
+		if got := cmds(mustNew(t, tc.l, "linux_yuan").AddProcFor(7, tc.ctl...)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+	ops := mustNew(t, comounted, "linux_yuan").AddProcFor(7, "memory")
+	if err := ops[0].Do(io.Discard); err == nil || !strings.Contains(err.Error(), "memory controller is not mounted") {
+		t.Errorf("memory without a hierarchy: %v", err)
+	}
+}
+
+// Kill is built before the group holds anything and decides when it runs;
+// Remove is rmdir alone.
+func TestKillAndRemove(t *testing.T) {
+	root, g := fakeV1(t)
+	k := g.Kill()
+	want := "kill -9 $(cat " + root + "/cpu/linux_yuan/cgroup.procs " + root + "/cpuacct/linux_yuan/cgroup.procs " + root + "/memory/linux_yuan/cgroup.procs)"
+	if k.Cmd != want {
+		t.Errorf("Kill = %q\nwant %q", k.Cmd, want)
+	}
+	if err := k.Do(io.Discard); err != nil { // empty: nothing to kill
+		t.Errorf("Kill of an empty group: %v", err)
+	}
+	if got := cmds(g.Remove()); len(got) != 3 || got[0] != "rmdir "+root+"/memory/linux_yuan" {
+		t.Errorf("Remove = %q", got)
+	}
+	// The lab itself in the group: refused, never killed.
+	writeFakes(t, filepath.Join(root, "cpu/linux_yuan"), map[string]string{"cgroup.procs": strconv.Itoa(os.Getpid()) + "\n"})
+	if err := k.Do(io.Discard); err == nil || !strings.Contains(err.Error(), "the lab itself") {
+		t.Errorf("Kill with the lab inside: %v", err)
+	}
+
+	root2, g2 := fakeV2(t, false)
+	if err := g2.Kill().Do(io.Discard); err != nil {
+		t.Errorf("Kill of a missing v2 group: %v", err)
+	}
+	run(t, g2.Create())
+	writeFakes(t, filepath.Join(root2, "linux_yuan"), map[string]string{"cgroup.procs": "", "cgroup.kill": ""})
+	if got := g2.Kill().Cmd; got != "echo 1 > "+root2+"/linux_yuan/cgroup.kill" {
+		t.Errorf("v2 Kill = %q", got)
+	}
+	if err := g2.Kill().Do(io.Discard); err != nil {
+		t.Errorf("v2 Kill of an empty group: %v", err)
 	}
 }

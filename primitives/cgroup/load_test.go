@@ -74,7 +74,8 @@ func TestBurner(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("2 workers uncapped: %s", FormatPercent(use))
-	if use < 50 {
+	// Other tests' workers may share the CPUs: any real use shows a spin.
+	if use < 10 {
 		t.Errorf("2 workers use %.1f%% of a CPU; are they spinning?", use)
 	}
 	// v1's tasks moves one thread: the spinning one must be the main thread.

@@ -123,12 +123,48 @@ func (g *v1Group) SetMemory(limit, swap int64) ([]op.Op, error) {
 	return []op.Op{mem, sw}, nil
 }
 
+// AddProcFor writes the tasks file of each hierarchy named: cpu for the
+// cap, cpuacct for the accounting (one file when they are co-mounted),
+// memory for the limit.
+func (g *v1Group) AddProcFor(pid int, controllers ...string) []op.Op {
+	var ops []op.Op
+	var seen []string
+	for _, c := range controllers {
+		var h string
+		switch c {
+		case "cpu":
+			h = g.cpu
+		case "cpuacct":
+			h = g.cpuacct
+		case "memory":
+			h = g.memory
+		}
+		if h == "" {
+			err := fmt.Errorf("failed to move %d into %q: the %s controller is not mounted", pid, g.name, c)
+			return []op.Op{{Cmd: "echo " + strconv.Itoa(pid) + " >> tasks", Do: func(io.Writer) error { return err }}}
+		}
+		if slices.Contains(seen, h) {
+			continue
+		}
+		seen = append(seen, h)
+		ops = append(ops, echo(strconv.Itoa(pid), filepath.Join(h, g.name, "tasks"), true))
+	}
+	return ops
+}
+
 func (g *v1Group) Destroy() []op.Op {
-	dirs := g.Dirs()
 	var ops []op.Op
 	if pids, _ := g.allProcs(); len(pids) > 0 {
-		ops = append(ops, killOp(dirs, g.allProcs))
+		ops = append(ops, g.Kill())
 	}
+	return append(ops, g.Remove()...)
+}
+
+func (g *v1Group) Kill() op.Op { return killOp(g.Dirs(), g.allProcs) }
+
+func (g *v1Group) Remove() []op.Op {
+	dirs := g.Dirs()
+	var ops []op.Op
 	for i := len(dirs) - 1; i >= 0; i-- {
 		ops = append(ops, rmdirOp(dirs[i]))
 	}

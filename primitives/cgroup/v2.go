@@ -72,6 +72,9 @@ func (g *v2Group) AddProc(pid int) []op.Op {
 	return []op.Op{echo(strconv.Itoa(pid), g.file("cgroup.procs"), false)}
 }
 
+// AddProcFor is AddProc: on v2 one group holds every controller.
+func (g *v2Group) AddProcFor(pid int, _ ...string) []op.Op { return g.AddProc(pid) }
+
 // SetMemory writes memory.max and memory.swap.max. v2 limits swap alone, so
 // docker's --memory-swap (memory+swap) becomes swap.max = swap - limit.
 func (g *v2Group) SetMemory(limit, swap int64) ([]op.Op, error) {
@@ -119,8 +122,29 @@ func (g *v2Group) Destroy() []op.Op {
 			ops = append(ops, killOp(g.Dirs(), g.Procs))
 		}
 	}
-	return append(ops, rmdirOp(g.dir()))
+	return append(ops, g.Remove()...)
 }
+
+// Kill prints cgroup.kill where the kernel has it (the group's own file
+// when it exists, else Linux 5.14 or later) and falls back to kill -9 at Do
+// time if the file turns out to be missing.
+func (g *v2Group) Kill() op.Op {
+	path := g.file("cgroup.kill")
+	if exists(path) || !g.Exists() && kernelAtLeast(5, 14) {
+		o := cgroupKillOp(g.dir(), path, g.Procs)
+		do, fallback := o.Do, killOp(g.Dirs(), g.Procs).Do
+		o.Do = func(out io.Writer) error {
+			if g.Exists() && !exists(path) {
+				return fallback(out)
+			}
+			return do(out)
+		}
+		return o
+	}
+	return killOp(g.Dirs(), g.Procs)
+}
+
+func (g *v2Group) Remove() []op.Op { return []op.Op{rmdirOp(g.dir())} }
 
 func (g *v2Group) Exists() bool { return exists(g.dir()) }
 
