@@ -183,6 +183,10 @@ func runStep(ctx context.Context, env *Env, s *Script, n, total int, st Step, o 
 			rec.Commands = append(rec.Commands, TCmd{Host: hostName, Cmd: l.normalize(a.Op.Cmd), Output: l.normalize(buf.String()), Outcome: outcome})
 		}
 	}
+	// A check can take seconds (a measured CPU cap); Ctrl-C does not wait.
+	if ctx.Err() != nil {
+		return Interrupted
+	}
 	p := NewProbe(env, env.Main())
 	checks := st.Extra
 	for _, id := range st.Verify {
