@@ -3,6 +3,7 @@ module github.com/containers-underneath/lab
 go 1.26.0
 
 require (
+	github.com/coreos/go-iptables v0.8.0
 	github.com/fatih/color v1.19.0
 	github.com/mattn/go-isatty v0.0.20
 	github.com/moby/sys/mountinfo v0.7.3

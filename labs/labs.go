@@ -2,6 +2,7 @@
 package labs
 
 import (
+	_ "github.com/containers-underneath/lab/labs/bridgenat"
 	_ "github.com/containers-underneath/lab/labs/cgroupcpu"
 	_ "github.com/containers-underneath/lab/labs/chrootjail"
 	_ "github.com/containers-underneath/lab/labs/netnsveth"
