@@ -16,7 +16,7 @@ import (
 
 	"github.com/containers-underneath/lab/labs/labtest"
 	"github.com/containers-underneath/lab/primitives/host"
-	"github.com/containers-underneath/lab/primitives/netbridge"
+	"github.com/containers-underneath/lab/primitives/netops"
 	"github.com/containers-underneath/lab/primitives/nsx"
 	"github.com/containers-underneath/lab/primitives/op"
 	"github.com/containers-underneath/lab/primitives/ping"
@@ -49,7 +49,7 @@ func TestScaleSmall(t *testing.T) {
 	if err := RunScale(h, n, false); err != nil {
 		t.Fatal(err)
 	}
-	ports, err := netbridge.Ports(h, "")
+	ports, err := netops.BridgePorts(h, "")
 	if err != nil || len(ports) != n {
 		t.Fatalf("ports: %v %v", ports, err)
 	}
@@ -71,7 +71,7 @@ func TestScaleSmall(t *testing.T) {
 	if names, _ := h.NetnsNames(); len(names) != 0 {
 		t.Errorf("namespaces left: %v", names)
 	}
-	if ports, _ := netbridge.Ports(h, ""); len(ports) != 0 {
+	if ports, _ := netops.BridgePorts(h, ""); len(ports) != 0 {
 		t.Errorf("ports left: %v", ports)
 	}
 	if c := ScaleContainer(1000); c.Addr != "172.17.3.234" || c.Veth != "veth00003e8" {

@@ -13,7 +13,7 @@ import (
 	"github.com/containers-underneath/lab/labs/engine"
 	"github.com/containers-underneath/lab/primitives/httpd"
 	"github.com/containers-underneath/lab/primitives/iptables"
-	"github.com/containers-underneath/lab/primitives/netbridge"
+	"github.com/containers-underneath/lab/primitives/netops"
 	"github.com/containers-underneath/lab/primitives/nsx"
 	"github.com/containers-underneath/lab/primitives/simhost"
 	"golang.org/x/sys/unix"
@@ -134,7 +134,7 @@ type hostEnd struct {
 // veth on the host that is cabled to eth0 in ns; nil if there is none.
 func hostEndOf(p *engine.Probe, ns string) (*hostEnd, error) {
 	return engine.ObserveJSON(p, "veth peer of "+ns+" eth0", func() (*hostEnd, error) {
-		a, err := netbridge.HostEnd(p.Host, ns, "eth0")
+		a, err := netops.VethHostEnd(p.Host, ns, "eth0")
 		if err != nil || a == nil {
 			return nil, err
 		}

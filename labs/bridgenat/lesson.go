@@ -19,7 +19,6 @@ import (
 	"github.com/containers-underneath/lab/primitives/host"
 	"github.com/containers-underneath/lab/primitives/httpd"
 	"github.com/containers-underneath/lab/primitives/iptables"
-	"github.com/containers-underneath/lab/primitives/netbridge"
 	"github.com/containers-underneath/lab/primitives/netops"
 	"github.com/containers-underneath/lab/primitives/netstate"
 	"github.com/containers-underneath/lab/primitives/op"
@@ -120,13 +119,13 @@ func build(env *engine.Env) *engine.Script {
 	pPort := pick.String
 	steps := []engine.Step{
 		{ID: "bridge", Actions: []engine.Action{
-			do(netbridge.BridgeAdd(h, "", Bridge)),
+			do(netops.BridgeAdd(h, "", Bridge)),
 			do(netops.AddrAdd(h, "", BridgeIP+Prefix, Bridge)),
 			do(netops.LinkUp(h, "", Bridge)),
 			do(netstate.ShowAddr(h, "")),
 		}, Verify: []string{"bridge"}},
 		{ID: "c1", Actions: container(h, C1), Verify: []string{"c1ns", "c1port", "c1addr", "c1route"}},
-		{ID: "c2", Actions: append(container(h, C2), do(netbridge.Link(h, ""))),
+		{ID: "c2", Actions: append(container(h, C2), do(netops.BridgeLink(h, ""))),
 			Verify: []string{"c2ns", "c2port", "c2addr", "c2route"}},
 		{ID: "ping", Actions: []engine.Action{
 			do(netops.Ping(h, C1.Name, C2.Addr)),
@@ -203,12 +202,12 @@ func container(h *host.Host, c Container) []engine.Action {
 	do := engine.Do
 	return []engine.Action{
 		do(netops.NetnsAdd(h, c.Name)),
-		do(netbridge.VethAddInto(h, "", c.Veth, "eth0", c.Name)),
-		do(netbridge.SetMaster(h, "", c.Veth, Bridge)),
-		do(netbridge.LinkUp(h, "", c.Veth)),
+		do(netops.VethAddInto(h, "", c.Veth, "eth0", c.Name)),
+		do(netops.SetMaster(h, "", c.Veth, Bridge)),
+		do(netops.LinkUp(h, "", c.Veth)),
 		do(netops.LinkUp(h, c.Name, "lo")),
 		do(netops.AddrAdd(h, c.Name, c.Addr+Prefix, "eth0")),
-		do(netbridge.LinkUp(h, c.Name, "eth0")),
+		do(netops.LinkUp(h, c.Name, "eth0")),
 		do(netops.RouteAddDefault(h, c.Name, BridgeIP)),
 	}
 }
@@ -221,7 +220,7 @@ func teardown(env *engine.Env, pick *picked) engine.Step {
 	do := engine.Do
 	del := func(r iptables.Rule) engine.Action { return do(iptables.Delete(h, "", r)) }
 	return engine.Step{ID: "teardown", Actions: []engine.Action{
-		do(netbridge.KillNetns(h, C1.Name)),
+		do(netops.KillNetns(h, C1.Name)),
 		do(netops.LinkDel(h, "", C1.Veth)),
 		do(netops.NetnsDel(h, C1.Name)),
 		do(netops.LinkDel(h, "", C2.Veth)),

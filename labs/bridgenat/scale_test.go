@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/containers-underneath/lab/primitives/host"
-	"github.com/containers-underneath/lab/primitives/netbridge"
 	"github.com/containers-underneath/lab/primitives/netops"
 	"github.com/containers-underneath/lab/primitives/op"
 )
@@ -34,7 +33,7 @@ func ScaleContainer(i int) Container {
 func ScaleBridge(h *host.Host) []op.Op {
 	return []op.Op{
 		netops.Sysctl(h, "", "net.ipv6.conf.all.disable_ipv6", "1"),
-		netbridge.BridgeAdd(h, "", Bridge),
+		netops.BridgeAdd(h, "", Bridge),
 		netops.AddrAdd(h, "", BridgeIP+Prefix, Bridge),
 		netops.LinkUp(h, "", Bridge),
 	}
@@ -49,11 +48,11 @@ func ScaleUp(h *host.Host, c Container) []op.Op {
 	return []op.Op{
 		netops.NetnsAdd(h, c.Name),
 		netops.Sysctl(h, c.Name, "net.ipv6.conf.default.disable_ipv6", "1"),
-		netbridge.VethAddInto(h, "", c.Veth, "eth0", c.Name),
-		netbridge.SetMaster(h, "", c.Veth, Bridge),
-		netbridge.LinkUp(h, "", c.Veth),
+		netops.VethAddInto(h, "", c.Veth, "eth0", c.Name),
+		netops.SetMaster(h, "", c.Veth, Bridge),
+		netops.LinkUp(h, "", c.Veth),
 		netops.AddrAdd(h, c.Name, c.Addr+Prefix, "eth0"),
-		netbridge.LinkUp(h, c.Name, "eth0"),
+		netops.LinkUp(h, c.Name, "eth0"),
 		netops.RouteAddDefault(h, c.Name, BridgeIP),
 	}
 }
@@ -71,7 +70,7 @@ func ScaleDown(h *host.Host, c Container) []op.Op {
 func WaitNoPorts(h *host.Host, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
-		ports, err := netbridge.Ports(h, "")
+		ports, err := netops.BridgePorts(h, "")
 		if err != nil {
 			return err
 		}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/containers-underneath/lab/primitives/iptables"
-	"github.com/containers-underneath/lab/primitives/netbridge"
 	"github.com/containers-underneath/lab/primitives/netops"
 	"github.com/containers-underneath/lab/primitives/reexec"
 	"github.com/containers-underneath/lab/primitives/simhost"
@@ -80,7 +79,7 @@ func TestServerInANamespace(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != 7 || !strings.Contains(ce.Msg, "Connection refused") {
 		t.Errorf("from the host's own namespace: %v", err)
 	}
-	pids, err := netbridge.Pids(h.NetnsPath("c1"))
+	pids, err := netops.Pids(h.NetnsPath("c1"))
 	if err != nil || len(pids) != 1 {
 		t.Fatalf("processes in c1: %v %v", pids, err)
 	}
@@ -103,10 +102,10 @@ func TestServerInANamespace(t *testing.T) {
 		t.Errorf("timeout took %v", d)
 	}
 
-	if err := netbridge.KillNetns(h, "c1").Do(io.Discard); err != nil {
+	if err := netops.KillNetns(h, "c1").Do(io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if pids, _ := netbridge.Pids(h.NetnsPath("c1")); len(pids) != 0 {
+	if pids, _ := netops.Pids(h.NetnsPath("c1")); len(pids) != 0 {
 		t.Errorf("server survived: %v", pids)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/containers-underneath/lab/primitives/op"
 	"github.com/containers-underneath/lab/primitives/ping"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -142,71 +143,97 @@ func LinkUp(h *host.Host, ns, dev string) op.Op {
 // drops everything. For a veth, bringing one end up gives carrier to the
 // other end too, so both ends must be ready: otherwise the first ping's ARP
 // reply is dropped and ping waits a whole second for a retry.
+//
+// The peer is named by the kernel as an ifindex in a namespace id
+// (IFLA_LINK, IFLA_LINK_NETNSID) and read by that id (IFLA_TARGET_NETNSID)
+// in one query, however many namespaces the host has.
 func waitReady(h *host.Host, ns string, hd *netlink.Handle, index int) error {
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(readyTimeout)
 	l, err := hd.LinkByIndex(index)
 	if err != nil {
 		return err
 	}
-	if l.Attrs().RawFlags&unix.IFF_LOWER_UP == 0 {
+	a := l.Attrs()
+	if a.RawFlags&unix.IFF_LOWER_UP == 0 {
 		return nil // no carrier yet: the other end is down
 	}
-	if err := waitRunning(hd, index, deadline); err != nil {
+	if err := waitIndex(hd, index, deadline); err != nil {
 		return err
 	}
-	if l.Type() != "veth" {
+	if l.Type() != "veth" || a.ParentIndex == 0 {
 		return nil
 	}
-	peer, err := findPeer(h, ns, l)
-	if err != nil || peer == nil {
-		return err
+	if a.NetNsID < 0 { // the peer is in the same namespace
+		return waitIndex(hd, a.ParentIndex, deadline)
 	}
-	defer peer.hd.Close()
-	return waitRunning(peer.hd, peer.index, deadline)
+	return poll(a.Name+"'s peer", deadline, func() (bool, error) {
+		st, flags, err := peerState(h.NetnsPath(ns), a.NetNsID, a.ParentIndex)
+		return running(st, flags), err
+	})
 }
 
-func waitRunning(hd *netlink.Handle, index int, deadline time.Time) error {
-	for {
+const readyTimeout = 2 * time.Second
+
+// running: operstate up (or unknown, for devices that do not report it),
+// or no carrier at all, in which case there is nothing to wait for.
+func running(st netlink.LinkOperState, flags uint32) bool {
+	return st == netlink.OperUp || st == netlink.OperUnknown || flags&unix.IFF_LOWER_UP == 0
+}
+
+func waitIndex(hd *netlink.Handle, index int, deadline time.Time) error {
+	return poll(fmt.Sprintf("link %d", index), deadline, func() (bool, error) {
 		l, err := hd.LinkByIndex(index)
 		if err != nil {
+			return false, err
+		}
+		return running(l.Attrs().OperState, l.Attrs().RawFlags), nil
+	})
+}
+
+func poll(what string, deadline time.Time, ok func() (bool, error)) error {
+	for {
+		done, err := ok()
+		if err != nil || done {
 			return err
 		}
-		a := l.Attrs()
-		if a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown || a.RawFlags&unix.IFF_LOWER_UP == 0 {
-			return nil
-		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%q is up but not running after 2s (operstate %s)", a.Name, a.OperState)
+			return fmt.Errorf("%s is up but not running after %v", what, readyTimeout)
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(200 * time.Microsecond)
 	}
 }
 
-type peerLink struct {
-	hd    *netlink.Handle
-	index int
-}
-
-// findPeer finds the other end of a veth among the host's namespaces: the
-// veth whose ifindex is our IFLA_LINK and whose IFLA_LINK is our ifindex.
-func findPeer(h *host.Host, ns string, l netlink.Link) (*peerLink, error) {
-	peerIndex := l.Attrs().ParentIndex
-	names, err := h.NetnsNames()
+// peerState reads a link of another namespace, named by its id as seen
+// from the namespace at nsPath: RTM_GETLINK with IFLA_TARGET_NETNSID.
+func peerState(nsPath string, nsid, index int) (netlink.LinkOperState, uint32, error) {
+	var msgs [][]byte
+	err := nsx.InNetns(nsPath, func() error {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+		msg.Index = int32(index)
+		req.AddData(msg)
+		req.AddData(nl.NewRtAttr(unix.IFLA_TARGET_NETNSID, nl.Uint32Attr(uint32(nsid))))
+		var err error
+		msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+		return err
+	})
 	if err != nil {
-		return nil, err
+		return 0, 0, fmt.Errorf("failed to read link %d of namespace id %d: %w", index, nsid, err)
 	}
-	for _, cand := range append([]string{""}, names...) {
-		hd, err := h.Handle(cand)
+	for _, m := range msgs {
+		info := nl.DeserializeIfInfomsg(m)
+		attrs, err := nl.ParseRouteAttr(m[info.Len():])
 		if err != nil {
-			continue
+			return 0, 0, err
 		}
-		p, err := hd.LinkByIndex(peerIndex)
-		if err == nil && p.Type() == "veth" && p.Attrs().ParentIndex == l.Attrs().Index && p.Attrs().Name != l.Attrs().Name {
-			return &peerLink{hd: hd, index: peerIndex}, nil
+		for _, a := range attrs {
+			if a.Attr.Type == unix.IFLA_OPERSTATE && len(a.Value) > 0 {
+				return netlink.LinkOperState(a.Value[0]), info.Flags, nil
+			}
 		}
-		hd.Close()
+		return netlink.OperUnknown, info.Flags, nil
 	}
-	return nil, nil
+	return 0, 0, fmt.Errorf("no link %d in namespace id %d", index, nsid)
 }
 
 // VethAdd is `ip link add A type veth peer name B`: two ends of one cable,

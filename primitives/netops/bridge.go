@@ -1,10 +1,11 @@
-// Package netbridge is the iproute2 a container network adds to netops:
+// The iproute2 a container network adds:
 // bridges (`ip link add docker0 type bridge`), bridge ports (`ip link set
 // vethXXX master docker0`, `bridge link`), veth pairs born with one end in
 // a namespace, and the processes living in a namespace (`ip netns pids`).
-// Like netops, each op is the command a person types plus the same change
+// Each op is the command a person types plus the same change
 // made through netlink, on a host (ns == "") or in a namespace on it.
-package netbridge
+
+package netops
 
 import (
 	"errors"
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	"github.com/containers-underneath/lab/primitives/host"
-	"github.com/containers-underneath/lab/primitives/netops"
 	"github.com/containers-underneath/lab/primitives/nsx"
 	"github.com/containers-underneath/lab/primitives/op"
 	"github.com/vishvananda/netlink"
@@ -26,15 +26,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func withHandle(h *host.Host, ns string, fn func(*netlink.Handle) error) error {
-	hd, err := h.Handle(ns)
-	if err != nil {
-		return err
-	}
-	defer hd.Close()
-	return fn(hd)
-}
-
 func where(ns string) string {
 	if ns == "" {
 		return "on the host"
@@ -42,24 +33,12 @@ func where(ns string) string {
 	return "in " + ns
 }
 
-func linkByName(hd *netlink.Handle, ns, name string) (netlink.Link, error) {
-	l, err := hd.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("device %q does not exist %s", name, where(ns))
-		}
-		return nil, fmt.Errorf("failed to look up %q: %w", name, err)
-	}
-	return l, nil
-}
-
 // BridgeAdd is `ip link add NAME type bridge`: a virtual switch. It starts
 // down and, with no ports, without carrier (NO-CARRIER once up). An
 // existing bridge of that name is success; another kind of link is not.
 func BridgeAdd(h *host.Host, ns, name string) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, "ip link add "+op.Quote(name)+" type bridge"),
+		Cmd: In(ns, "ip link add "+op.Quote(name)+" type bridge"),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
 				attrs := netlink.NewLinkAttrs()
@@ -85,7 +64,7 @@ func BridgeAdd(h *host.Host, ns, name string) op.Op {
 // own stack. An address on DEV would be unreachable from then on.
 func SetMaster(h *host.Host, ns, dev, bridge string) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, fmt.Sprintf("ip link set %s master %s", op.Quote(dev), op.Quote(bridge))),
+		Cmd: In(ns, fmt.Sprintf("ip link set %s master %s", op.Quote(dev), op.Quote(bridge))),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
 				l, err := linkByName(hd, ns, dev)
@@ -114,7 +93,7 @@ func SetMaster(h *host.Host, ns, dev, bridge string) op.Op {
 // meets the host's own eth0. An existing pair is success.
 func VethAddInto(h *host.Host, ns, a, b, target string) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, fmt.Sprintf("ip link add %s type veth peer name %s netns %s", op.Quote(a), op.Quote(b), op.Quote(target))),
+		Cmd: In(ns, fmt.Sprintf("ip link add %s type veth peer name %s netns %s", op.Quote(a), op.Quote(b), op.Quote(target))),
 		Do: func(io.Writer) error {
 			fd, err := netns.GetFromPath(h.NetnsPath(target))
 			if err != nil {
@@ -139,8 +118,8 @@ func VethAddInto(h *host.Host, ns, a, b, target string) op.Op {
 	}
 }
 
-// Port is one bridge port as `bridge link` shows it.
-type Port struct {
+// BridgePort is one bridge port as `bridge link` shows it.
+type BridgePort struct {
 	Index       int
 	Name        string
 	PeerIndex   int // IFLA_LINK: the veth peer's ifindex, in the peer's namespace
@@ -156,9 +135,9 @@ type Port struct {
 
 var portStates = []string{"disabled", "listening", "learning", "forwarding", "blocking"}
 
-// Ports lists the bridge ports in ns of h (every bridge's), in ifindex
+// BridgePorts lists the bridge ports in ns of h (every bridge's), in ifindex
 // order: the AF_BRIDGE link dump `bridge link` reads.
-func Ports(h *host.Host, ns string) ([]Port, error) {
+func BridgePorts(h *host.Host, ns string) ([]BridgePort, error) {
 	var msgs [][]byte
 	err := nsx.InNetns(h.NetnsPath(ns), func() error {
 		// The socket is made here, so it belongs to ns.
@@ -177,14 +156,14 @@ func Ports(h *host.Host, ns string) ([]Port, error) {
 		return nil, fmt.Errorf("failed to list bridge ports %s: %w", where(ns), err)
 	}
 	names := map[int]string{}
-	var ports []Port
+	var ports []BridgePort
 	for _, m := range msgs {
 		info := nl.DeserializeIfInfomsg(m)
 		attrs, err := nl.ParseRouteAttr(m[info.Len():])
 		if err != nil {
 			return nil, err
 		}
-		p := Port{Index: int(info.Index), Flags: flagString(info.Flags), LowerUp: info.Flags&unix.IFF_LOWER_UP != 0, State: "disabled"}
+		p := BridgePort{Index: int(info.Index), Flags: flagString(info.Flags), LowerUp: info.Flags&unix.IFF_LOWER_UP != 0, State: "disabled"}
 		for _, a := range attrs {
 			switch a.Attr.Type {
 			case unix.IFLA_IFNAME:
@@ -264,7 +243,7 @@ func flagString(f uint32) string {
 }
 
 // Line renders a port as `bridge link` does.
-func (p Port) Line() string {
+func (p BridgePort) Line() string {
 	name := p.Name
 	if p.PeerIndex != 0 && p.PeerIndex != p.Index {
 		name += fmt.Sprintf("@if%d", p.PeerIndex)
@@ -273,13 +252,13 @@ func (p Port) Line() string {
 		p.Index, name, p.Flags, p.MTU, p.Master, p.State, p.Priority, p.Cost)
 }
 
-// Link is `bridge link`: every bridge port in ns with its STP state. A
+// BridgeLink is `bridge link`: every bridge port in ns with its STP state. A
 // port with carrier reaches "forwarding" a moment after carrier comes (the
 // bridge hears of it from linkwatch, off the syscall's path), so it waits
 // up to a second for ports with carrier to get there.
-func Link(h *host.Host, ns string) op.Op {
+func BridgeLink(h *host.Host, ns string) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, "bridge link"),
+		Cmd: In(ns, "bridge link"),
 		Do: func(out io.Writer) error {
 			ports, err := settledPorts(h, ns, time.Second)
 			if err != nil {
@@ -293,10 +272,10 @@ func Link(h *host.Host, ns string) op.Op {
 	}
 }
 
-func settledPorts(h *host.Host, ns string, d time.Duration) ([]Port, error) {
+func settledPorts(h *host.Host, ns string, d time.Duration) ([]BridgePort, error) {
 	deadline := time.Now().Add(d)
 	for {
-		ports, err := Ports(h, ns)
+		ports, err := BridgePorts(h, ns)
 		if err != nil {
 			return nil, err
 		}
@@ -313,12 +292,12 @@ func settledPorts(h *host.Host, ns string, d time.Duration) ([]Port, error) {
 	}
 }
 
-// HostEnd finds the other end of a veth: given dev in namespace ns of h
+// VethHostEnd finds the other end of a veth: given dev in namespace ns of h
 // (a container's eth0), the veth in h's own namespace it is cabled to.
 // The kernel names the peer by ifindex plus a namespace id (IFLA_LINK and
 // IFLA_LINK_NETNSID), and ifindexes repeat across namespaces, so both must
 // match. It returns nil when the peer is not in h's own namespace.
-func HostEnd(h *host.Host, ns, dev string) (*netlink.LinkAttrs, error) {
+func VethHostEnd(h *host.Host, ns, dev string) (*netlink.LinkAttrs, error) {
 	inner, err := h.Handle(ns)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package netbridge
+package netops_test
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 
 func TestMain(m *testing.M) {
 	reexec.Init()
-	dir, err := os.MkdirTemp("", "lab-netbridge-test-")
+	dir, err := os.MkdirTemp("", "lab-netops-test-")
 	if err != nil {
 		panic(err)
 	}
@@ -35,7 +35,7 @@ func world(t *testing.T) *simhost.World {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: bridges are made in a simulated host")
 	}
-	w, err := simhost.Create("netbridge-test", fmt.Sprintf("%s-%d", t.Name(), os.Getpid()), simhost.Topology{Hosts: []simhost.HostSpec{{Name: "docker01"}}}, simhost.Options{})
+	w, err := simhost.Create("netops-test", fmt.Sprintf("%s-%d", t.Name(), os.Getpid()), simhost.Topology{Hosts: []simhost.HostSpec{{Name: "docker01"}}}, simhost.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,21 +45,15 @@ func world(t *testing.T) *simhost.World {
 
 func TestCommands(t *testing.T) {
 	for got, want := range map[string]string{
-		BridgeAdd(nil, "", "docker0").Cmd:                     "ip link add docker0 type bridge",
-		SetMaster(nil, "", "vethfe02329", "docker0").Cmd:      "ip link set vethfe02329 master docker0",
-		VethAddInto(nil, "", "vethfe02329", "eth0", "c1").Cmd: "ip link add vethfe02329 type veth peer name eth0 netns c1",
-		Link(nil, "").Cmd:        "bridge link",
-		KillNetns(nil, "c1").Cmd: "ip netns pids c1 | xargs -r kill",
+		netops.BridgeAdd(nil, "", "docker0").Cmd:                     "ip link add docker0 type bridge",
+		netops.SetMaster(nil, "", "vethfe02329", "docker0").Cmd:      "ip link set vethfe02329 master docker0",
+		netops.VethAddInto(nil, "", "vethfe02329", "eth0", "c1").Cmd: "ip link add vethfe02329 type veth peer name eth0 netns c1",
+		netops.BridgeLink(nil, "").Cmd:                               "bridge link",
+		netops.KillNetns(nil, "c1").Cmd:                              "ip netns pids c1 | xargs -r kill",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
-	}
-	if got := flagString(0x1003 | 0x10000); got != "<BROADCAST,MULTICAST,UP,LOWER_UP>" {
-		t.Errorf("flags %s", got)
-	}
-	if got := flagString(0x1003); got != "<NO-CARRIER,BROADCAST,MULTICAST,UP>" {
-		t.Errorf("flags without carrier %s", got)
 	}
 }
 
@@ -68,24 +62,24 @@ func TestCommands(t *testing.T) {
 func TestBridgePortsAndHostEnds(t *testing.T) {
 	w := world(t)
 	h := w.Host("docker01")
-	steps := []op.Op{BridgeAdd(h, "", "docker0"), BridgeAdd(h, "", "docker0"), netops.LinkUp(h, "", "docker0")}
+	steps := []op.Op{netops.BridgeAdd(h, "", "docker0"), netops.BridgeAdd(h, "", "docker0"), netops.LinkUp(h, "", "docker0")}
 	for i, c := range []string{"c1", "c2"} {
 		veth := fmt.Sprintf("veth%d", i+1)
 		steps = append(steps,
 			netops.NetnsAdd(h, c),
-			VethAddInto(h, "", veth, "eth0", c),
-			VethAddInto(h, "", veth, "eth0", c),
-			SetMaster(h, "", veth, "docker0"),
-			SetMaster(h, "", veth, "docker0"),
-			LinkUp(h, "", veth),
-			LinkUp(h, c, "eth0"),
+			netops.VethAddInto(h, "", veth, "eth0", c),
+			netops.VethAddInto(h, "", veth, "eth0", c),
+			netops.SetMaster(h, "", veth, "docker0"),
+			netops.SetMaster(h, "", veth, "docker0"),
+			netops.LinkUp(h, "", veth),
+			netops.LinkUp(h, c, "eth0"),
 		)
 	}
 	if err := op.Run(io.Discard, steps...); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := Link(h, "").Do(&out); err != nil {
+	if err := netops.BridgeLink(h, "").Do(&out); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -99,22 +93,22 @@ func TestBridgePortsAndHostEnds(t *testing.T) {
 		}
 	}
 	for i, c := range []string{"c1", "c2"} {
-		a, err := HostEnd(h, c, "eth0")
+		a, err := netops.VethHostEnd(h, c, "eth0")
 		if err != nil || a == nil {
-			t.Fatalf("HostEnd(%s): %v %v", c, a, err)
+			t.Fatalf("netops.VethHostEnd(%s): %v %v", c, a, err)
 		}
 		if want := fmt.Sprintf("veth%d", i+1); a.Name != want {
-			t.Errorf("HostEnd(%s) = %s, want %s", c, a.Name, want)
+			t.Errorf("netops.VethHostEnd(%s) = %s, want %s", c, a.Name, want)
 		}
 	}
-	if a, err := HostEnd(h, "c1", "lo"); err != nil || a != nil {
+	if a, err := netops.VethHostEnd(h, "c1", "lo"); err != nil || a != nil {
 		t.Errorf("lo has no host end: %v %v", a, err)
 	}
 	// A link of another kind is not taken for a bridge.
 	if err := netops.VethAdd(h, "", "br9", "br9p").Do(io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if err := BridgeAdd(h, "", "br9").Do(io.Discard); err == nil || !strings.Contains(err.Error(), "not a bridge") {
+	if err := netops.BridgeAdd(h, "", "br9").Do(io.Discard); err == nil || !strings.Contains(err.Error(), "not a bridge") {
 		t.Errorf("BridgeAdd over a veth: %v", err)
 	}
 }
@@ -132,15 +126,15 @@ func TestKillNetns(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { sleeper.Wait(); close(done) }()
-	pids, err := Pids(h.NetnsPath("c1"))
+	pids, err := netops.Pids(h.NetnsPath("c1"))
 	if err != nil || len(pids) != 1 || pids[0] != sleeper.Process.Pid {
 		t.Fatalf("pids in c1: %v %v (want %d)", pids, err, sleeper.Process.Pid)
 	}
-	if err := KillNetns(h, "c1").Do(io.Discard); err != nil {
+	if err := netops.KillNetns(h, "c1").Do(io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	<-done
-	if err := KillNetns(h, "gone").Do(io.Discard); err != nil {
+	if err := netops.KillNetns(h, "gone").Do(io.Discard); err != nil {
 		t.Errorf("missing namespace: %v", err)
 	}
 }
@@ -152,12 +146,12 @@ func TestLinkUpWaitsForBothEnds(t *testing.T) {
 	h := w.Host("docker01")
 	if err := op.Run(io.Discard,
 		netops.NetnsAdd(h, "c1"),
-		VethAddInto(h, "", "v1", "eth0", "c1"),
-		LinkUp(h, "c1", "eth0"), // no carrier yet: returns at once
-		LinkUp(h, "", "v1"),
+		netops.VethAddInto(h, "", "v1", "eth0", "c1"),
+		netops.LinkUp(h, "c1", "eth0"), // no carrier yet: returns at once
+		netops.LinkUp(h, "", "v1"),
 		netops.VethAdd(h, "", "a", "b"),
-		LinkUp(h, "", "a"),
-		LinkUp(h, "", "b"), // peer in the same namespace
+		netops.LinkUp(h, "", "a"),
+		netops.LinkUp(h, "", "b"), // peer in the same namespace
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -173,14 +167,14 @@ func TestLinkUpWaitsForBothEnds(t *testing.T) {
 	if st := eth0.Attrs().OperState; st != netlink.OperUp {
 		t.Errorf("eth0 is %s", st)
 	}
-	st, flags, err := peerState(h.NetnsPath("c1"), eth0.Attrs().NetNsID, eth0.Attrs().ParentIndex)
+	st, flags, err := netops.PeerState(h.NetnsPath("c1"), eth0.Attrs().NetNsID, eth0.Attrs().ParentIndex)
 	if err != nil || st != netlink.OperUp || flags&unix.IFF_UP == 0 {
 		t.Errorf("v1 seen from c1: %s %x %v", st, flags, err)
 	}
-	if _, _, err := peerState(h.NetnsPath("c1"), eth0.Attrs().NetNsID, 999); err == nil {
+	if _, _, err := netops.PeerState(h.NetnsPath("c1"), eth0.Attrs().NetNsID, 999); err == nil {
 		t.Error("a missing link was found")
 	}
-	if err := LinkUp(h, "", "nope").Do(io.Discard); err == nil || !strings.Contains(err.Error(), "does not exist on the host") {
+	if err := netops.LinkUp(h, "", "nope").Do(io.Discard); err == nil || !strings.Contains(err.Error(), "does not exist on the host") {
 		t.Errorf("missing device: %v", err)
 	}
 }

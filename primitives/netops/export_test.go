@@ -1,0 +1,4 @@
+package netops
+
+// PeerState is peerState for the external tests.
+var PeerState = peerState
