@@ -61,7 +61,7 @@ var Lesson = &engine.Lesson{
 	Sources:   "000 (docker0, vethfe02329), 001 (MASQUERADE, -p 8000:80, -P), 003 (DNAT and SNAT), 004 (brctl show)",
 	Topology:  simhost.Topology{Hosts: []simhost.HostSpec{{Name: "docker01", Addr: "10.0.0.81"}}},
 	Main:      "docker01",
-	Needs:     []string{"netns", "veth", "bridge", "iptables"},
+	Needs:     []string{"netns", "veth", "bridge", "iptables", "conntrack"},
 	Text:      engine.MustText(textEN),
 	State:     state,
 	StateNote: "links, addresses and routes of docker01 and of each namespace on it, then ip_forward and docker01's iptables rules, ACCEPT policies left out; IPv6, MACs and interface numbers left out",

@@ -13,24 +13,7 @@ import (
 // c1 (nginx in the documents) and dockerd's choice of a host port for -P.
 // Both run wherever they are started, so `ip netns exec c1 lab tool httpd`
 // serves inside c1, and a dry-run script can do what the lesson does.
-func init() {
-	var tool *ucli.Command
-	for _, c := range cli.Extra {
-		if c.Name == "tool" {
-			tool = c
-		}
-	}
-	if tool == nil {
-		tool = &ucli.Command{
-			Name:            "tool",
-			Usage:           "small helpers the lessons' scripts call",
-			Hidden:          true,
-			HideHelpCommand: true,
-		}
-		cli.Extra = append(cli.Extra, tool)
-	}
-	tool.Subcommands = append(tool.Subcommands, httpdCommand(), freePortCommand())
-}
+func init() { cli.Tool(httpdCommand(), freePortCommand()) }
 
 func httpdCommand() *ucli.Command {
 	return &ucli.Command{

@@ -14,23 +14,7 @@ import (
 // `lab tool burn|stats|memhog`: the lesson's stand-ins for stress and docker
 // stats, so the printed commands run as they are in `lab cgroup-cpu shell`
 // with nothing installed. The lesson's own steps call the same functions.
-func init() {
-	subs := []*ucli.Command{burnCommand(), statsCommand(), memhogCommand()}
-	// Another lesson may have made `lab tool` already: join it.
-	for _, c := range cli.Extra {
-		if c.Name == "tool" {
-			c.Subcommands = append(c.Subcommands, subs...)
-			return
-		}
-	}
-	cli.Extra = append(cli.Extra, &ucli.Command{
-		Name:            "tool",
-		Usage:           "the lessons' own small tools (stand-ins for stress, docker stats)",
-		Hidden:          true,
-		HideHelpCommand: true,
-		Subcommands:     subs,
-	})
-}
+func init() { cli.Tool(burnCommand(), statsCommand(), memhogCommand()) }
 
 func burnCommand() *ucli.Command {
 	return &ucli.Command{

@@ -20,6 +20,28 @@ import (
 // Extra commands (bench, grade, replay) are added by other packages.
 var Extra []*cli.Command
 
+var tools []*cli.Command
+
+// Tool adds subcommands to `lab tool`: the lessons' own small programs (a
+// web server, a CPU burner) that their printed commands call, so a dry-run
+// script needs nothing else installed.
+func Tool(cmds ...*cli.Command) { tools = append(tools, cmds...) }
+
+func toolCommand() []*cli.Command {
+	if len(tools) == 0 {
+		return nil
+	}
+	subs := append([]*cli.Command(nil), tools...)
+	sort.Slice(subs, func(i, j int) bool { return subs[i].Name < subs[j].Name })
+	return []*cli.Command{{
+		Name:            "tool",
+		Usage:           "the lessons' own small tools (stand-ins for stress, nginx, docker stats)",
+		Hidden:          true,
+		HideHelpCommand: true,
+		Subcommands:     subs,
+	}}
+}
+
 // exit codes: 1 a check or step failed, 2 bad input or a missing requirement.
 const (
 	exitFail  = 1
@@ -44,7 +66,7 @@ func LessonMain(name string, args []string) {
 		Usage:           l.Title(),
 		Flags:           c.Flags,
 		Action:          c.Action,
-		Commands:        c.Subcommands,
+		Commands:        append(c.Subcommands, toolCommand()...),
 		HideHelpCommand: true,
 		OnUsageError:    usageError,
 		CommandNotFound: notFound,
@@ -116,6 +138,7 @@ func app() *cli.App {
 		a.Commands = append(a.Commands, lessonCommand(l))
 	}
 	a.Commands = append(a.Commands, Extra...)
+	a.Commands = append(a.Commands, toolCommand()...)
 	return a
 }
 

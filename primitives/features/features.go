@@ -22,20 +22,21 @@ type Feature struct {
 }
 
 var all = map[string]Feature{
-	"netns":    {"netns", netnsProbe, "use a kernel with network namespaces (CONFIG_NET_NS)"},
-	"veth":     {"veth", linkProbe("veth"), "load the module: modprobe veth"},
-	"bridge":   {"bridge", linkProbe("bridge"), "load the module: modprobe bridge"},
-	"macvlan":  {"macvlan", linkProbe("macvlan"), "load the module: modprobe macvlan"},
-	"vxlan":    {"vxlan", linkProbe("vxlan"), "load the module: modprobe vxlan"},
-	"overlay":  {"overlay", fsProbe("overlay"), "load the module: modprobe overlay"},
-	"iptables": {"iptables", binProbe("iptables"), "install it: apt-get install iptables (or sudo make setup)"},
-	"ip":       {"ip", binProbe("ip"), "install it: apt-get install iproute2"},
-	"ping":     {"ping", binProbe("ping"), "install it: apt-get install iputils-ping"},
+	"netns":     {"netns", netnsProbe, "use a kernel with network namespaces (CONFIG_NET_NS)"},
+	"veth":      {"veth", linkProbe("veth"), "load the module: modprobe veth"},
+	"bridge":    {"bridge", linkProbe("bridge"), "load the module: modprobe bridge"},
+	"macvlan":   {"macvlan", linkProbe("macvlan"), "load the module: modprobe macvlan"},
+	"vxlan":     {"vxlan", linkProbe("vxlan"), "load the module: modprobe vxlan"},
+	"overlay":   {"overlay", fsProbe("overlay"), "load the module: modprobe overlay"},
+	"iptables":  {"iptables", binProbe("iptables"), "install it: apt-get install iptables (or sudo make setup)"},
+	"ip":        {"ip", binProbe("ip"), "install it: apt-get install iproute2"},
+	"ping":      {"ping", binProbe("ping"), "install it: apt-get install iputils-ping"},
+	"conntrack": {"conntrack", binProbe("conntrack"), "install it: apt-get install conntrack (or sudo make setup)"},
 }
 
 // Names lists every known feature.
 func Names() []string {
-	return []string{"netns", "veth", "bridge", "macvlan", "vxlan", "overlay", "ip", "ping", "iptables"}
+	return []string{"netns", "veth", "bridge", "macvlan", "vxlan", "overlay", "ip", "ping", "iptables", "conntrack"}
 }
 
 // Check probes one feature by name.
