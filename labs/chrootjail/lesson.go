@@ -26,7 +26,6 @@ import (
 	"github.com/containers-underneath/lab/primitives/jail"
 	"github.com/containers-underneath/lab/primitives/onhost"
 	"github.com/containers-underneath/lab/primitives/op"
-	"github.com/containers-underneath/lab/primitives/overlay"
 	"github.com/containers-underneath/lab/primitives/simhost"
 )
 
@@ -47,16 +46,17 @@ const (
 
 // Lesson is chroot-jail.
 var Lesson = &engine.Lesson{
-	Name:      "chroot-jail",
-	Sources:   "000 (docker02, /root/yuanxiaojiang and /root/yuanxiaojun)",
-	Topology:  simhost.Topology{Hosts: []simhost.HostSpec{{Name: Host}}},
-	Main:      Host,
-	Needs:     []string{"netns"},
-	Text:      engine.MustText(textEN),
-	State:     state,
-	Normalize: normalize,
-	StateNote: "the lesson's directory as a tree, without sizes, times or modes",
-	Build:     build,
+	Name:       "chroot-jail",
+	Sources:    "000 (docker02, /root/yuanxiaojiang and /root/yuanxiaojun)",
+	Topology:   simhost.Topology{Hosts: []simhost.HostSpec{{Name: Host}}},
+	Main:       Host,
+	Needs:      []string{"netns"},
+	Text:       engine.MustText(textEN),
+	State:      state,
+	WorkOnDisk: true,
+	Normalize:  normalize,
+	StateNote:  "the lesson's directory as a tree, without sizes, times or modes",
+	Build:      build,
 }
 
 func init() { engine.Register(Lesson) }
@@ -113,7 +113,7 @@ func build(env *engine.Env) *engine.Script {
 	return &engine.Script{
 		Steps: []engine.Step{
 			{ID: "jail", Actions: []engine.Action{
-				do(onDisk(d.Work, jail.Mkdir(d.J1))),
+				do(jail.Mkdir(d.J1)),
 				do(jail.Mkdir(d.J1, "/bin")),
 				do(jail.Copy(d.J1, Bash, "/bin")),
 				fail(chroot(d.J1, "ls -l /"), "bash is in the jail, but its loader "+interp+" is not, and execve reports a missing loader as a missing program"),
@@ -175,20 +175,6 @@ func chroot(dir, command string) op.Op {
 			fmt.Fprintf(out, "chroot: failed to run command '%s': No such file or directory\n", Bash)
 		}
 		return err
-	}}
-}
-
-// onDisk checks, before o, that the lesson's directory can be on this
-// filesystem: a real disk, as the overlay lesson needs for its upper layer.
-func onDisk(work string, o op.Op) op.Op {
-	return op.Op{Cmd: o.Cmd, Do: func(out io.Writer) error {
-		if err := overlay.CheckDiskDir(work); err != nil {
-			if v := os.Getenv("LAB_WORK_DIR"); v != "" {
-				return fmt.Errorf("the lesson's directory cannot be there (LAB_WORK_DIR=%s): %w (or unset LAB_WORK_DIR)", v, err)
-			}
-			return fmt.Errorf("the lesson's directory cannot be there: %w", err)
-		}
-		return o.Do(out)
 	}}
 }
 

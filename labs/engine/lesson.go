@@ -35,6 +35,10 @@ type Lesson struct {
 	// inode numbers, sizes) from command output, after the engine's own
 	// normalisation.
 	Normalize func(string) string
+	// WorkOnDisk says the lesson's working directory must be on a disk
+	// filesystem (overlayfs refuses tmpfs and others as upper; a jail wants
+	// a real disk): Preflight checks it before anything is made.
+	WorkOnDisk bool
 	// Cleanup, when set, removes what the lesson made outside its hosts'
 	// namespaces (a cgroup, say). The engine calls it after the world's
 	// processes are gone, for runs and for `clean`; it must be idempotent.
@@ -73,6 +77,11 @@ func (e *Env) Host(name string) *host.Host {
 // it when the world goes. --dry-run prints the shell world's.
 func (e *Env) WorkDir() string {
 	return filepath.Join(WorkRoot(), e.Lesson.Name, e.world)
+}
+
+// StateDir is the world's state directory (its history files live there).
+func (e *Env) StateDir() string {
+	return filepath.Join(simhost.StateRoot(), e.Lesson.Name, e.world)
 }
 
 // WorldID is the world's ID ("shell" for the kept one).

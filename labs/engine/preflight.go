@@ -3,8 +3,10 @@ package engine
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/containers-underneath/lab/primitives/features"
+	"github.com/containers-underneath/lab/primitives/overlay"
 )
 
 // UsageError is bad input: the CLI prints it on one line and exits 2.
@@ -24,6 +26,14 @@ func Preflight(l *Lesson) error {
 		f, err := features.Check(n)
 		if err != nil {
 			return Usagef("lab %s needs %s, and this machine lacks it (%v): %s", l.Name, f.Name, err, f.Fix)
+		}
+	}
+	if l.WorkOnDisk {
+		if err := overlay.CheckDiskDir(filepath.Join(WorkRoot(), l.Name)); err != nil {
+			if v := os.Getenv("LAB_WORK_DIR"); v != "" {
+				return Usagef("lab %s cannot keep its files there (LAB_WORK_DIR=%s): %v (or unset LAB_WORK_DIR)", l.Name, v, err)
+			}
+			return Usagef("lab %s cannot keep its files there: %v", l.Name, err)
 		}
 	}
 	return nil

@@ -94,41 +94,28 @@ func KernelVersion() string {
 // RecordShell grades the shell world's host like CheckShell, and keeps
 // what a record needs: the probe's observations, the state and the history.
 func RecordShell(l *Lesson, hostName string) (*Record, error) {
-	if err := Preflight(l); err != nil {
-		return nil, err
-	}
-	w, err := OpenShellWorld(l)
+	env, p, err := shellProbe(l, hostName)
 	if err != nil {
 		return nil, err
 	}
-	if hostName == "" {
-		hostName = l.Main
-	}
-	h, err := HostOf(w, hostName)
-	if err != nil {
-		return nil, err
-	}
-	env := l.bind(w)
-	p := NewProbe(env, h)
 	r := Grade(l.Build(env), p)
 	rec, err := newRecord(env, r, p)
 	if err != nil {
 		return nil, err
 	}
-	rec.Commands, err = ReadHistory(w.Dir())
+	rec.Commands, err = ReadHistory(env.StateDir())
 	return rec, err
 }
 
 // RecordMachine is CheckMachine with a record. Nothing was typed in a lab
 // shell, so the record has no commands.
 func RecordMachine(l *Lesson) (*Record, error) {
-	if os.Geteuid() != 0 {
-		return nil, Usagef("checking needs root to look into namespaces: run it with sudo")
+	env, p, err := machineProbe(l)
+	if err != nil {
+		return nil, err
 	}
-	env := MachineEnv(l)
-	p := NewProbe(env, env.Main())
 	r := Grade(l.Build(env), p)
-	r.Host = "this machine (root namespace)"
+	r.Host = machineHost
 	rec, err := newRecord(env, r, p)
 	if err != nil {
 		return nil, err

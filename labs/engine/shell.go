@@ -223,32 +223,51 @@ func primaryAddr() string {
 
 // CheckShell grades the shell world's host (the main one if hostName is "").
 func CheckShell(l *Lesson, hostName string) (*Report, error) {
-	if err := Preflight(l); err != nil {
+	env, p, err := shellProbe(l, hostName)
+	if err != nil {
 		return nil, err
+	}
+	return Grade(l.Build(env), p), nil
+}
+
+// shellProbe looks at a host of the lesson's shell world.
+func shellProbe(l *Lesson, hostName string) (*Env, *Probe, error) {
+	if err := Preflight(l); err != nil {
+		return nil, nil, err
 	}
 	w, err := OpenShellWorld(l)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if hostName == "" {
 		hostName = l.Main
 	}
 	h, err := HostOf(w, hostName)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	env := l.bind(w)
-	return Grade(l.Build(env), NewProbe(env, h)), nil
+	return env, NewProbe(env, h), nil
 }
 
 // CheckMachine grades work done on the machine's own root namespace,
 // reading only.
 func CheckMachine(l *Lesson) (*Report, error) {
+	env, p, err := machineProbe(l)
+	if err != nil {
+		return nil, err
+	}
+	r := Grade(l.Build(env), p)
+	r.Host = machineHost
+	return r, nil
+}
+
+const machineHost = "this machine (root namespace)"
+
+func machineProbe(l *Lesson) (*Env, *Probe, error) {
 	if os.Geteuid() != 0 {
-		return nil, Usagef("checking needs root to look into namespaces: run it with sudo")
+		return nil, nil, Usagef("checking needs root to look into namespaces: run it with sudo")
 	}
 	env := MachineEnv(l)
-	r := Grade(l.Build(env), NewProbe(env, env.Main()))
-	r.Host = "this machine (root namespace)"
-	return r, nil
+	return env, NewProbe(env, env.Main()), nil
 }

@@ -47,16 +47,17 @@ const (
 
 // Lesson is overlay-mount.
 var Lesson = &engine.Lesson{
-	Name:      "overlay-mount",
-	Sources:   "000 (docker02, /yuanxiaojiang/lower0..2, upper, work, merged)",
-	Topology:  simhost.Topology{Hosts: []simhost.HostSpec{{Name: Host}}},
-	Main:      Host,
-	Needs:     []string{"netns", "overlay"},
-	Text:      engine.MustText(textEN),
-	State:     state,
-	Normalize: normalize,
-	StateNote: "the layers as a tree, the overlay mounts, and the layer each name in merged comes from; sizes and times left out",
-	Build:     build,
+	Name:       "overlay-mount",
+	Sources:    "000 (docker02, /yuanxiaojiang/lower0..2, upper, work, merged)",
+	Topology:   simhost.Topology{Hosts: []simhost.HostSpec{{Name: Host}}},
+	Main:       Host,
+	Needs:      []string{"netns", "overlay"},
+	Text:       engine.MustText(textEN),
+	State:      state,
+	WorkOnDisk: true,
+	Normalize:  normalize,
+	StateNote:  "the layers as a tree, the overlay mounts, and the layer each name in merged comes from; sizes and times left out",
+	Build:      build,
 }
 
 func init() { engine.Register(Lesson) }
@@ -122,7 +123,7 @@ func build(env *engine.Env) *engine.Script {
 	fail := func(o op.Op, why string) engine.Action { return engine.Fail(onhost.Op(h, o), why) }
 	in := func(layer, name string) string { return filepath.Join(base, layer, name) }
 
-	seed := []engine.Action{do(onDisk(env.WorkDir(), overlay.Mkdir(l)))}
+	seed := []engine.Action{do(overlay.Mkdir(l))}
 	for _, s := range Seeds() {
 		seed = append(seed, do(s.op(base)))
 	}
@@ -221,20 +222,6 @@ func removeAll(dir string) op.Op {
 			return fmt.Errorf("failed to remove %q: %w", dir, err)
 		}
 		return nil
-	}}
-}
-
-// onDisk checks, before o, that the lesson's directory can hold an upper
-// layer: a real disk, not overlayfs, FUSE or tmpfs.
-func onDisk(work string, o op.Op) op.Op {
-	return op.Op{Cmd: o.Cmd, Do: func(out io.Writer) error {
-		if err := overlay.CheckDiskDir(work); err != nil {
-			if v := os.Getenv("LAB_WORK_DIR"); v != "" {
-				return fmt.Errorf("the lesson's directory cannot be there (LAB_WORK_DIR=%s): %w (or unset LAB_WORK_DIR)", v, err)
-			}
-			return fmt.Errorf("the lesson's directory cannot be there: %w", err)
-		}
-		return o.Do(out)
 	}}
 }
 
