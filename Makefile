@@ -7,7 +7,7 @@ LESSONS := $(notdir $(wildcard cmd/*))
 GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # Tests that need root make namespaces; two packages at once is what a
 # 2-core machine takes without timing noise.
-TESTFLAGS ?= -p 2 -timeout 20m
+TESTFLAGS ?= -p 2 -count=1 -timeout 20m
 
 .PHONY: all setup build install lab test test-short transcripts bench clean-all
 
