@@ -230,6 +230,8 @@ func teardown(l *Lesson, w *simhost.World) error {
 	if err := os.RemoveAll(env.WorkDir()); err != nil && first == nil {
 		first = err
 	}
+	// Leave no empty directories behind either.
 	os.Remove(filepath.Dir(env.WorkDir()))
+	os.Remove(WorkRoot())
 	return first
 }
