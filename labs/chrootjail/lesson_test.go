@@ -145,32 +145,12 @@ func TestCheckHintsForCommonMistakes(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			shellRun(t, strings.Join(append([]string{"set -e"}, c.cmds...), "\n"))
-			r, err := engine.CheckShell(Lesson, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Passed() {
-				t.Fatal("check passed a half-done exercise")
-			}
-			byID := map[string]engine.Result{}
-			for _, it := range r.Items {
-				byID[it.ID] = it
-			}
+			byID := labtest.Failing(t, Lesson, c.item, c.hint)
 			got := byID[c.item]
-			if got.OK {
-				t.Fatalf("item %s passed", c.item)
-			}
-			if got.Hint != c.hint {
-				t.Errorf("hint for %s = %q, want %q (found: %s)", c.item, got.Hint, c.hint, got.Found)
-			}
 			if !strings.Contains(got.Found, c.found) {
 				t.Errorf("found for %s = %q, want it to say %q", c.item, got.Found, c.found)
 			}
-			for _, id := range c.passes {
-				if !byID[id].OK {
-					t.Errorf("item %s should pass: %s", id, byID[id].Found)
-				}
-			}
+			labtest.Passing(t, byID, c.passes...)
 		})
 	}
 }

@@ -238,3 +238,41 @@ func Regrade(t *testing.T, l *engine.Lesson, mistake func(env *engine.Env)) {
 		}
 	}
 }
+
+// Failing grades the lesson's shell world and wants a half-done exercise:
+// item fails with exactly hint. It returns every result by item ID.
+func Failing(t *testing.T, l *engine.Lesson, item, hint string) map[string]engine.Result {
+	t.Helper()
+	r, err := engine.CheckShell(l, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Passed() {
+		t.Fatal("check passed a half-done exercise")
+	}
+	byID := map[string]engine.Result{}
+	for _, it := range r.Items {
+		byID[it.ID] = it
+	}
+	got, ok := byID[item]
+	if !ok {
+		t.Fatalf("no item %s", item)
+	}
+	if got.OK {
+		t.Fatalf("item %s passed", item)
+	}
+	if got.Hint != hint {
+		t.Errorf("hint for %s = %q, want %q (found: %s)", item, got.Hint, hint, got.Found)
+	}
+	return byID
+}
+
+// Passing wants each of ids to have passed.
+func Passing(t *testing.T, byID map[string]engine.Result, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if !byID[id].OK {
+			t.Errorf("item %s should pass: %s", id, byID[id].Found)
+		}
+	}
+}

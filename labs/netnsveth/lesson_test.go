@@ -74,29 +74,8 @@ func TestCheckHintsForCommonMistakes(t *testing.T) {
 			if code, err := engine.Shell(Lesson, "", []string{"bash", "-c", script}, nil, &out, &out); err != nil || code != 0 {
 				t.Fatalf("exit %d %v\n%s", code, err, out.String())
 			}
-			r, err := engine.CheckShell(Lesson, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Passed() {
-				t.Fatal("check passed a half-done exercise")
-			}
-			byID := map[string]engine.Result{}
-			for _, it := range r.Items {
-				byID[it.ID] = it
-			}
-			got := byID[c.item]
-			if got.OK {
-				t.Fatalf("item %s passed", c.item)
-			}
-			if got.Hint != c.hint {
-				t.Errorf("hint for %s = %q, want %q (found: %s)", c.item, got.Hint, c.hint, got.Found)
-			}
-			for _, id := range c.passes {
-				if !byID[id].OK {
-					t.Errorf("item %s should pass: %s", id, byID[id].Found)
-				}
-			}
+			byID := labtest.Failing(t, Lesson, c.item, c.hint)
+			labtest.Passing(t, byID, c.passes...)
 		})
 	}
 }

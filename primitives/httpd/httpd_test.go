@@ -11,23 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containers-underneath/lab/primitives/simhost/simtest"
+
 	"github.com/containers-underneath/lab/primitives/iptables"
 	"github.com/containers-underneath/lab/primitives/netops"
-	"github.com/containers-underneath/lab/primitives/reexec"
 	"github.com/containers-underneath/lab/primitives/simhost"
 )
 
-func TestMain(m *testing.M) {
-	reexec.Init()
-	dir, err := os.MkdirTemp("", "lab-httpd-test-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("LAB_STATE_DIR", dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { simtest.Main(m) }
 
 func TestCommands(t *testing.T) {
 	if got := Start(nil, "c1", ":80", "").Cmd; got != "ip netns exec c1 lab tool httpd --listen :80 --detach" {

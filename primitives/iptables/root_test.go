@@ -10,22 +10,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/containers-underneath/lab/primitives/simhost/simtest"
+
 	"github.com/containers-underneath/lab/primitives/netops"
-	"github.com/containers-underneath/lab/primitives/reexec"
 	"github.com/containers-underneath/lab/primitives/simhost"
 )
 
-func TestMain(m *testing.M) {
-	reexec.Init()
-	dir, err := os.MkdirTemp("", "lab-iptables-test-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("LAB_STATE_DIR", dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { simtest.Main(m) }
 
 // world makes a simulated host of its own for one test.
 func world(t *testing.T, names ...string) *simhost.World {

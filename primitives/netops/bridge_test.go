@@ -9,26 +9,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containers-underneath/lab/primitives/simhost/simtest"
+
 	"github.com/containers-underneath/lab/primitives/netops"
 	"github.com/containers-underneath/lab/primitives/nsx"
 	"github.com/containers-underneath/lab/primitives/op"
-	"github.com/containers-underneath/lab/primitives/reexec"
 	"github.com/containers-underneath/lab/primitives/simhost"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-func TestMain(m *testing.M) {
-	reexec.Init()
-	dir, err := os.MkdirTemp("", "lab-netops-test-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("LAB_STATE_DIR", dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { simtest.Main(m) }
 
 func world(t *testing.T) *simhost.World {
 	t.Helper()

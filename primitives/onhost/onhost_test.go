@@ -7,24 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containers-underneath/lab/primitives/simhost/simtest"
+
 	"github.com/containers-underneath/lab/primitives/host"
 	"github.com/containers-underneath/lab/primitives/op"
-	"github.com/containers-underneath/lab/primitives/reexec"
 	"github.com/containers-underneath/lab/primitives/simhost"
 	"golang.org/x/sys/unix"
 )
 
-func TestMain(m *testing.M) {
-	reexec.Init()
-	dir, err := os.MkdirTemp("", "onhost-test-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("LAB_STATE_DIR", dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { simtest.Main(m) }
 
 func TestPlaceholderRunsNothing(t *testing.T) {
 	ran := false

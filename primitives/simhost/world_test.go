@@ -8,23 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containers-underneath/lab/primitives/simhost/simtest"
+
 	"github.com/containers-underneath/lab/primitives/netstate"
 	"github.com/containers-underneath/lab/primitives/ping"
-	"github.com/containers-underneath/lab/primitives/reexec"
 )
 
-func TestMain(m *testing.M) {
-	reexec.Init()
-	// Worlds of our own, never next to a student's in /run/lab.
-	dir, err := os.MkdirTemp("", "simhost-test-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("LAB_STATE_DIR", dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { simtest.Main(m) }
 
 func needRoot(t *testing.T) {
 	t.Helper()

@@ -1,0 +1,25 @@
+// Package simtest is the TestMain of packages whose tests make simulated
+// hosts: children re-executed from the test binary do their job, and the
+// worlds are recorded in a state directory of the test's own, never next
+// to a student's in /run/lab.
+package simtest
+
+import (
+	"os"
+	"testing"
+
+	"github.com/containers-underneath/lab/primitives/reexec"
+)
+
+// Main runs the tests and exits.
+func Main(m *testing.M) {
+	reexec.Init()
+	dir, err := os.MkdirTemp("", "lab-test-state-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("LAB_STATE_DIR", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
