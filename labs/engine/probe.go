@@ -162,7 +162,7 @@ func (p *Probe) Ping(ns, dst string) (ping.Result, error) {
 		if p.Env.OnMachine && !p.local(dst) {
 			return ping.Result{}, fmt.Errorf("%s is not an address on this machine; the self-check sends no traffic off it", dst)
 		}
-		return ping.Ping(p.Host.NetnsPath(ns), dst, CheckPingTimeout)
+		return ping.Ping(p.Host.NetnsPath(ns), dst, CheckPingTimeout, netops.Watches(p.Host)...)
 	})
 }
 

@@ -18,6 +18,9 @@ import (
 type Host struct {
 	Name string
 	Pid  int
+	// Others are the other hosts of its simulated world: their kernels
+	// count the packets they drop, which a ping from this host watches.
+	Others []*Host `json:"-"`
 }
 
 // Machine is the machine's own root namespaces, as the lab process sees them.

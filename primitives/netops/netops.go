@@ -356,21 +356,42 @@ func LinkDel(h *host.Host, ns, dev string) op.Op {
 // ErrNoReply is returned by a Ping op whose echo went unanswered.
 var ErrNoReply = errors.New("no reply")
 
+// Watches are the hosts whose kernels a ping from h watches for drops: h
+// and the rest of its simulated world. Never the machine: its counters move
+// with traffic that is not the lesson's.
+func Watches(h *host.Host) []ping.Watch {
+	if h.Pid <= 0 {
+		return nil
+	}
+	var ws []ping.Watch
+	for _, x := range append([]*host.Host{h}, h.Others...) {
+		if x.Pid > 0 {
+			ws = append(ws, ping.Watch{Name: x.Name, Pid: x.Pid})
+		}
+	}
+	return ws
+}
+
 // PingTimeout is how long a ping op waits (`ping -W 1`).
 const PingTimeout = time.Second
 
 // Ping is `ping -c 1 -W 1 DST` from ns: a real ICMP echo. It prints what
 // ping prints and fails with ErrNoReply (wrapped with ping's reason) when
-// nothing answers.
+// nothing answers. Where a host of the world counted the request as dropped
+// it says so, and does not wait out the second for an answer that cannot
+// come.
 func Ping(h *host.Host, ns, dst string) op.Op {
 	return op.Op{
 		Cmd: In(ns, "ping -c 1 -W 1 "+dst),
 		Do: func(out io.Writer) error {
-			r, err := ping.Ping(h.NetnsPath(ns), dst, PingTimeout)
+			r, err := ping.Ping(h.NetnsPath(ns), dst, PingTimeout, Watches(h)...)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(out, r.Line())
+			if r.Drop != nil {
+				fmt.Fprintf(out, "(%s)\n", r.Drop)
+			}
 			if !r.Reply {
 				return fmt.Errorf("%w: %s", ErrNoReply, r.Reason)
 			}

@@ -27,7 +27,15 @@ type Result struct {
 	// "Network is unreachable", "Destination Host Unreachable", "timeout".
 	Reason string
 	From   string // who sent the ICMP error, if any
+	// Drop is set when a watched host's kernel counted the request (or its
+	// answer) as dropped: then the ping stops waiting, as nothing will come.
+	Drop *Drop `json:",omitempty"`
 }
+
+// Grace is how long a ping still waits for an answer after a watched host
+// counted a drop. Answers between namespaces take well under a millisecond;
+// the grace covers a drop counted for some other packet.
+const Grace = 20 * time.Millisecond
 
 // Line renders the result the way iputils ping prints it.
 func (r Result) Line() string {
@@ -36,7 +44,7 @@ func (r Result) Line() string {
 		return fmt.Sprintf("64 bytes from %s: icmp_seq=1 ttl=%d time=%.3f ms", r.Dst, r.TTL, float64(r.RTT.Microseconds())/1000)
 	case r.From != "":
 		return fmt.Sprintf("From %s icmp_seq=1 %s", r.From, r.Reason)
-	case r.Reason == "timeout":
+	case r.Reason == "timeout" || r.Drop != nil:
 		return "1 packets transmitted, 0 received, 100% packet loss"
 	default:
 		return "ping: connect: " + r.Reason
@@ -51,13 +59,17 @@ func (r Result) Summary() string {
 	if r.From != "" {
 		return fmt.Sprintf("no reply: %s (from %s)", r.Reason, r.From)
 	}
+	if r.Drop != nil {
+		return "no reply: " + r.Drop.String()
+	}
 	return "no reply: " + r.Reason
 }
 
 // Ping sends one echo request to dst from the namespace at nsPath and waits
-// up to timeout for the answer. An error means the ping could not be tried at
-// all; an unanswered ping is a Result with Reply false.
-func Ping(nsPath, dst string, timeout time.Duration) (Result, error) {
+// up to timeout for the answer, or until one of the watched namespaces
+// counts a drop. An error means the ping could not be tried at all; an
+// unanswered ping is a Result with Reply false.
+func Ping(nsPath, dst string, timeout time.Duration, watch ...Watch) (Result, error) {
 	res := Result{Dst: dst}
 	ip := net.ParseIP(dst).To4()
 	if ip == nil {
@@ -78,6 +90,7 @@ func Ping(nsPath, dst string, timeout time.Duration) (Result, error) {
 	pkt := echoRequest(id, 1)
 	sa := &unix.SockaddrInet4{}
 	copy(sa.Addr[:], ip)
+	drops := newWatcher(watch)
 	start := time.Now()
 	if err := unix.Sendto(fd, pkt, 0, sa); err != nil {
 		// No route at all: the kernel refuses before a packet exists.
@@ -91,14 +104,27 @@ func Ping(nsPath, dst string, timeout time.Duration) (Result, error) {
 
 	deadline := start.Add(timeout)
 	buf := make([]byte, 1500)
+	// Drops are counted as the packet is handled, mostly before Sendto even
+	// returns: look often at first, then less.
+	every := time.Millisecond / 2
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			res.Reason = "timeout"
+			if res.Drop != nil {
+				res.Reason = "dropped"
+			} else {
+				res.Reason = "timeout"
+			}
 			return res, nil
 		}
+		wait := left
+		if len(drops.watch) > 0 && res.Drop == nil && every < wait {
+			wait = every
+			every = min(2*every, 16*time.Millisecond)
+		}
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(pfd, int(left.Milliseconds())+1)
+		ts := unix.NsecToTimespec(wait.Nanoseconds())
+		n, err := unix.Ppoll(pfd, &ts, nil)
 		if err == unix.EINTR {
 			continue
 		}
@@ -106,6 +132,12 @@ func Ping(nsPath, dst string, timeout time.Duration) (Result, error) {
 			return res, err
 		}
 		if n == 0 {
+			if res.Drop == nil {
+				if d, ok := drops.dropped(); ok {
+					res.Drop = &d
+					deadline = time.Now().Add(min(Grace, time.Until(deadline)))
+				}
+			}
 			continue
 		}
 		m, from, err := unix.Recvfrom(fd, buf, 0)

@@ -159,7 +159,20 @@ func Create(lesson, id string, topo Topology, opt Options) (_ *World, err error)
 	if err := w.wire(); err != nil {
 		return nil, err
 	}
+	w.introduce()
 	return w, nil
+}
+
+// introduce tells each host which others share its world.
+func (w *World) introduce() {
+	for _, h := range w.Hosts {
+		h.Others = nil
+		for _, o := range w.Hosts {
+			if o != h {
+				h.Others = append(h.Others, o)
+			}
+		}
+	}
 }
 
 func (w *World) startKeeper(name string, kept bool) (*host.Host, error) {
@@ -224,6 +237,7 @@ func Open(lesson, id string) (*World, error) {
 	if err := json.Unmarshal(b, w); err != nil {
 		return nil, fmt.Errorf("corrupt world state %s: %w", id, err)
 	}
+	w.introduce()
 	return w, nil
 }
 
