@@ -40,7 +40,9 @@ func scaleHost(tb testing.TB) (*host.Host, func()) {
 }
 
 // A small run of what the benchmark times: every container is a port of
-// docker0 and reaches its gateway, and teardown leaves none behind.
+// docker0 and reaches its gateway, and teardown leaves none behind. The
+// batch's containers live beside one made by netops' own ops, and
+// netops' `ip netns del` removes them: the batch holds nothing open.
 func TestScaleSmall(t *testing.T) {
 	labtest.NeedRoot(t)
 	h, done := scaleHost(t)
@@ -49,19 +51,30 @@ func TestScaleSmall(t *testing.T) {
 	if err := RunScale(h, n, false); err != nil {
 		t.Fatal(err)
 	}
+	if err := op.Run(io.Discard, ScaleUp(onHost{h}, ScaleContainer(n))...); err != nil {
+		t.Fatal(err)
+	}
 	ports, err := netops.BridgePorts(h, "")
-	if err != nil || len(ports) != n {
+	if err != nil || len(ports) != n+1 {
 		t.Fatalf("ports: %v %v", ports, err)
 	}
-	for i := range n {
+	for _, p := range ports {
+		if p.Master != Bridge || !p.LowerUp || p.State != "forwarding" {
+			t.Errorf("port %s", p.Line())
+		}
+	}
+	for i := range n + 1 {
 		c := ScaleContainer(i)
+		if v, err := netops.ReadSysctl(h, c.Name, "net.ipv6.conf.eth0.disable_ipv6"); v != "1" {
+			t.Errorf("%s: eth0 disable_ipv6 = %q %v", c.Name, v, err)
+		}
 		r, err := ping.Ping(h.NetnsPath(c.Name), BridgeIP, time.Second)
 		if err != nil || !r.Reply {
 			t.Errorf("%s (%s) to docker0: %+v %v", c.Name, c.Addr, r, err)
 		}
 	}
-	for i := range n {
-		if err := op.Run(io.Discard, ScaleDown(h, ScaleContainer(i))...); err != nil {
+	for i := range n + 1 {
+		if err := op.Run(io.Discard, ScaleDown(onHost{h}, ScaleContainer(i))...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -71,9 +84,6 @@ func TestScaleSmall(t *testing.T) {
 	if names, _ := h.NetnsNames(); len(names) != 0 {
 		t.Errorf("namespaces left: %v", names)
 	}
-	if ports, _ := netops.BridgePorts(h, ""); len(ports) != 0 {
-		t.Errorf("ports left: %v", ports)
-	}
 	if c := ScaleContainer(1000); c.Addr != "172.17.3.234" || c.Veth != "veth00003e8" {
 		t.Errorf("container 1000: %+v", c)
 	}
@@ -82,6 +92,36 @@ func TestScaleSmall(t *testing.T) {
 		if !strings.Contains(script, "\n"+l+"\n") {
 			t.Errorf("script lacks %q:\n%s", l, script)
 		}
+	}
+}
+
+// The timed path whole: built by a batch, torn down by it, and gone; its
+// commands are the script's.
+func TestScaleBatchDown(t *testing.T) {
+	labtest.NeedRoot(t)
+	h, done := scaleHost(t)
+	t.Cleanup(done)
+	if err := RunScale(h, 5, true); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := h.NetnsNames(); len(names) != 0 {
+		t.Errorf("namespaces left: %v", names)
+	}
+	if ports, _ := netops.BridgePorts(h, ""); len(ports) != 0 {
+		t.Errorf("ports left: %v", ports)
+	}
+	err := netops.RunBatch(h, func(b *netops.Batch) error {
+		c := ScaleContainer(7)
+		want := append(ScaleUp(onHost{h}, c), ScaleDown(onHost{h}, c)...)
+		for i, o := range append(ScaleUp(b, c), ScaleDown(b, c)...) {
+			if o.Cmd != want[i].Cmd {
+				t.Errorf("batch op %d: %q, want %q", i, o.Cmd, want[i].Cmd)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -202,8 +202,10 @@ func BridgePorts(h *host.Host, ns string) ([]BridgePort, error) {
 		if n, ok := names[ports[i].MasterIndex]; ok {
 			ports[i].Master = n
 		} else if n, err := linkName(h, ns, ports[i].MasterIndex); err == nil {
-			// The bridge itself is not in the AF_BRIDGE dump on every kernel.
+			// The bridge itself is not in the AF_BRIDGE dump on every kernel;
+			// one lookup per bridge, not per port.
 			ports[i].Master = n
+			names[ports[i].MasterIndex] = n
 		}
 	}
 	return ports, nil
