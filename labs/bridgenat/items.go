@@ -43,8 +43,8 @@ func items(env *engine.Env) []engine.Item {
 		its = append(its, nsItem(c), portItem(c), addrItem(c), routeItem(c))
 	}
 	its = append(its,
-		pingItem("ping12", C1.Name, C2.Addr, "c1 reaches c2 (172.17.0.3) across docker0"),
-		pingItem("pinghost", "", C1.Addr, env.Lesson.Main+" reaches c1 (172.17.0.2)"),
+		engine.PingItem("ping12", C1.Name, C2.Addr, "c1 reaches c2 (172.17.0.3) across docker0"),
+		engine.PingItem("pinghost", "", C1.Addr, env.Lesson.Main+" reaches c1 (172.17.0.2)"),
 		forwardItem(),
 		masqItem(),
 		fwdOutItem(),
@@ -200,26 +200,6 @@ func routeItem(c Container) engine.Item {
 			}
 		}
 		return engine.Miss(found, "ip netns exec %s ip route add default via %s", c.Name, BridgeIP)
-	}}
-}
-
-func pingItem(id, ns, dst, text string) engine.Item {
-	return engine.Item{ID: id, Text: text, Eval: func(p *engine.Probe) engine.Verdict {
-		if ns != "" && !p.HasNetns(ns) {
-			return engine.Miss(ns+" does not exist", "ip netns add %s", ns)
-		}
-		r, err := p.Ping(ns, dst)
-		if err != nil {
-			return engine.Miss(err.Error(), "")
-		}
-		if r.Reply {
-			return engine.Pass()
-		}
-		where := ""
-		if ns != "" {
-			where = "ip netns exec " + ns + " "
-		}
-		return engine.Miss(fmt.Sprintf("`%sping %s`: %s", where, dst, r.Summary()), "fix the failing items above; this ping then answers")
 	}}
 }
 

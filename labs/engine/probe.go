@@ -166,6 +166,24 @@ func (p *Probe) Ping(ns, dst string) (ping.Result, error) {
 	})
 }
 
+// PingItem is the graded item "a ping from ns ("" = the host) to dst
+// answers"; a ping that does not names what the kernel said of it.
+func PingItem(id, ns, dst, text string) Item {
+	return Item{ID: id, Text: text, Eval: func(p *Probe) Verdict {
+		if ns != "" && !p.HasNetns(ns) {
+			return Miss(ns+" does not exist", "ip netns add %s", ns)
+		}
+		r, err := p.Ping(ns, dst)
+		if err != nil {
+			return Miss(err.Error(), "")
+		}
+		if r.Reply {
+			return Pass()
+		}
+		return Miss(fmt.Sprintf("`%s`: %s", netops.In(ns, "ping "+dst), r.Summary()), "fix the failing items above; this ping then answers")
+	}}
+}
+
 func (p *Probe) local(dst string) bool {
 	ip := net.ParseIP(dst)
 	if ip == nil {

@@ -201,11 +201,11 @@ func items(env *engine.Env) []engine.Item {
 			}
 			return engine.Miss(found, "ip netns exec %s ip route add default via %s", NS, HostAddr)
 		}},
-		pingItem("ping100", NS, HostAddr, "linux_yuan reaches 172.31.100.100 (veth100)"),
-		pingItem("ping200", "", NSAddr, host+" reaches 172.31.100.200 (veth200)"),
+		engine.PingItem("ping100", NS, HostAddr, "linux_yuan reaches 172.31.100.100 (veth100)"),
+		engine.PingItem("ping200", "", NSAddr, host+" reaches 172.31.100.200 (veth200)"),
 	}
 	if env.MainAddr != "" {
-		its = append(its, pingItem("pinghost", NS, env.MainAddr, "linux_yuan reaches "+host+"'s own address "+env.MainAddr))
+		its = append(its, engine.PingItem("pinghost", NS, env.MainAddr, "linux_yuan reaches "+host+"'s own address "+env.MainAddr))
 	} else {
 		its = append(its, engine.Item{ID: "pinghost", Text: "linux_yuan reaches the host's own address", Eval: func(*engine.Probe) engine.Verdict {
 			return engine.Verdict{Skip: "this machine has no global IPv4 address to try"}
@@ -238,8 +238,8 @@ func items(env *engine.Env) []engine.Item {
 		inNSItem("vethns2", Veth2, NS2, Veth1),
 		addrItem("ns1addr", NS1, Veth1, Addr1),
 		addrItem("ns2addr", NS2, Veth2, Addr2),
-		pingItem("ping12", NS1, Addr2, "ns1 reaches 192.168.1.2"),
-		pingItem("ping21", NS2, Addr1, "ns2 reaches 192.168.1.1"),
+		engine.PingItem("ping12", NS1, Addr2, "ns1 reaches 192.168.1.2"),
+		engine.PingItem("ping21", NS2, Addr1, "ns2 reaches 192.168.1.1"),
 	)
 	return its
 }
@@ -312,21 +312,5 @@ func inNSItem(id, dev, ns, peer string) engine.Item {
 			return engine.Miss(dev+" is still on the host", "ip link set %s netns %s", dev, ns)
 		}
 		return engine.Miss("no "+dev, "ip link add %s type veth peer name %s", Veth1, Veth2)
-	}}
-}
-
-func pingItem(id, ns, dst, text string) engine.Item {
-	return engine.Item{ID: id, Text: text, Eval: func(p *engine.Probe) engine.Verdict {
-		if ns != "" && !p.HasNetns(ns) {
-			return engine.Miss(ns+" does not exist", "ip netns add %s", ns)
-		}
-		r, err := p.Ping(ns, dst)
-		if err != nil {
-			return engine.Miss(err.Error(), "")
-		}
-		if r.Reply {
-			return engine.Pass()
-		}
-		return engine.Miss(fmt.Sprintf("`%sping %s`: %s", where(ns), dst, r.Summary()), "fix the failing items above; this ping then answers")
 	}}
 }
