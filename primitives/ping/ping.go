@@ -146,6 +146,7 @@ func Ping(nsPath, dst string, timeout time.Duration, watch ...Watch) (Result, er
 		}
 		if done := match(buf[:m], from, id, &res); done {
 			res.RTT = time.Since(start)
+			res.Drop = nil // the drop counted was some other packet's
 			return res, nil
 		}
 	}
