@@ -252,10 +252,6 @@ func TestCheckHintsForCommonMistakes(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			labOnPath(t)
-			if err := engine.Clean(Lesson, io.Discard); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { engine.Clean(Lesson, io.Discard) })
 			lines := slices.Clone(byHand)
 			if c.change.line != "" {
 				i := slices.Index(lines, c.change.line)
@@ -268,11 +264,7 @@ func TestCheckHintsForCommonMistakes(t *testing.T) {
 					lines[i] = c.change.with
 				}
 			}
-			script := "set -e\n" + strings.Join(lines, "\n")
-			var out bytes.Buffer
-			if code, err := engine.Shell(Lesson, "", []string{"bash", "-c", script}, nil, &out, &out); err != nil || code != 0 {
-				t.Fatalf("exit %d %v\n%s", code, err, out.String())
-			}
+			labtest.ShellRun(t, Lesson, "set -e\n"+strings.Join(lines, "\n"))
 			r, err := engine.CheckShell(Lesson, "")
 			if err != nil {
 				t.Fatal(err)

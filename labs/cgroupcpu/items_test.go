@@ -1,7 +1,6 @@
 package cgroupcpu
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"os"
@@ -243,11 +242,7 @@ func TestHintsForCommonMistakes(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cleanAll(t)
-			script := strings.Join(append([]string{"set -e"}, c.cmds...), "\n")
-			var out bytes.Buffer
-			if code, err := engine.Shell(Lesson, "", []string{"bash", "-c", script}, nil, &out, &out); err != nil || code != 0 {
-				t.Fatalf("exit %d %v\n%s", code, err, out.String())
-			}
+			labtest.ShellRun(t, Lesson, strings.Join(append([]string{"set -e"}, c.cmds...), "\n"))
 			r, err := engine.CheckShell(Lesson, "")
 			if err != nil {
 				t.Fatal(err)

@@ -42,21 +42,6 @@ func TestTranscript(t *testing.T) {
 	labtest.Golden(t, Lesson, rec)
 }
 
-// shellRun runs a bash script on docker02 of a fresh shell world, which the
-// test removes when it ends.
-func shellRun(t *testing.T, script string) {
-	t.Helper()
-	if err := engine.Clean(Lesson, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { engine.Clean(Lesson, &bytes.Buffer{}) })
-	var out bytes.Buffer
-	code, err := engine.Shell(Lesson, "", []string{"bash", "-c", script}, nil, &out, &out)
-	if err != nil || code != 0 {
-		t.Fatalf("script: exit %d, %v\n%s\n%s", code, err, script, out.String())
-	}
-}
-
 // The printed commands are the truth: the --dry-run script, run with bash
 // in a fresh shell, gives the lesson's own end state, and check passes.
 func TestDryRunScriptGivesTheLessonsState(t *testing.T) {
@@ -144,7 +129,7 @@ func TestCheckHintsForCommonMistakes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			shellRun(t, strings.Join(append([]string{"set -e"}, c.cmds...), "\n"))
+			labtest.ShellRun(t, Lesson, strings.Join(append([]string{"set -e"}, c.cmds...), "\n"))
 			byID := labtest.Failing(t, Lesson, c.item, c.hint)
 			got := byID[c.item]
 			if !strings.Contains(got.Found, c.found) {

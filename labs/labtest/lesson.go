@@ -276,3 +276,19 @@ func Passing(t *testing.T, byID map[string]engine.Result, ids ...string) {
 		}
 	}
 }
+
+// ShellRun runs script with `bash -c` on the main host of a fresh shell
+// world of l (as a student typing in `lab L shell`), removed when the test
+// ends; a non-zero exit fails the test.
+func ShellRun(t *testing.T, l *engine.Lesson, script string) {
+	t.Helper()
+	if err := engine.Clean(l, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Clean(l, &bytes.Buffer{}) })
+	var out bytes.Buffer
+	code, err := engine.Shell(l, "", []string{"bash", "-c", script}, nil, &out, &out)
+	if err != nil || code != 0 {
+		t.Fatalf("script: exit %d, %v\n%s\n%s", code, err, script, out.String())
+	}
+}

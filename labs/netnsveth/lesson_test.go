@@ -65,15 +65,7 @@ func TestCheckHintsForCommonMistakes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if err := engine.Clean(Lesson, &bytes.Buffer{}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { engine.Clean(Lesson, &bytes.Buffer{}) })
-			script := strings.Join(append(append([]string{"set -e"}, base...), c.cmds...), "\n")
-			var out bytes.Buffer
-			if code, err := engine.Shell(Lesson, "", []string{"bash", "-c", script}, nil, &out, &out); err != nil || code != 0 {
-				t.Fatalf("exit %d %v\n%s", code, err, out.String())
-			}
+			labtest.ShellRun(t, Lesson, strings.Join(append(append([]string{"set -e"}, base...), c.cmds...), "\n"))
 			byID := labtest.Failing(t, Lesson, c.item, c.hint)
 			labtest.Passing(t, byID, c.passes...)
 		})
