@@ -198,12 +198,12 @@ func ScaleScript(n int) string {
 	var b strings.Builder
 	b.WriteString("set -e\n")
 	for i := range n {
-		for _, o := range ScaleUp(onHost{}, ScaleContainer(i)) {
+		for _, o := range ScaleUp(onHost{&host.Host{Name: "docker01", Pid: -1}}, ScaleContainer(i)) {
 			b.WriteString(shortNetns(o.Cmd) + "\n")
 		}
 	}
 	for i := range n {
-		for _, o := range ScaleDown(onHost{}, ScaleContainer(i)) {
+		for _, o := range ScaleDown(onHost{&host.Host{Name: "docker01", Pid: -1}}, ScaleContainer(i)) {
 			b.WriteString(o.Cmd + "\n")
 		}
 	}

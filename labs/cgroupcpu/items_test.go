@@ -338,7 +338,7 @@ func TestGradeFromRecordedFacts(t *testing.T) {
 	p := engine.NewProbe(env, env.Main())
 	live := engine.Grade(Lesson.Build(env), p)
 	obs := p.Observations()
-	if _, ok := obs["cgroup-cpu group"]; !ok {
+	if _, ok := obs[engine.ObsKey("docker01", "cgroup-cpu group")]; !ok {
 		t.Fatalf("the check recorded no facts: %v", obs)
 	}
 

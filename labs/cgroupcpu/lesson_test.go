@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -145,7 +146,7 @@ func TestTranscript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Steps) != len(rec.Steps) || back.Steps[4].State != rec.Steps[4].State {
+	if len(back.Steps) != len(rec.Steps) || !slices.Equal(back.Steps[4].States, rec.Steps[4].States) {
 		t.Errorf("transcript does not parse back to what was written")
 	}
 }
@@ -164,9 +165,9 @@ func finalSettings(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for _, st := range tr.Steps {
-		if st.ID == "mem300" {
+		if st.ID == "mem300" && len(st.States) > 0 {
 			var keep []string
-			for _, line := range strings.Split(st.State, "\n") {
+			for _, line := range strings.Split(st.States[0].Text, "\n") {
 				if line != "" && !strings.HasPrefix(line, "layout:") && !strings.HasPrefix(line, "measured:") {
 					keep = append(keep, line)
 				}

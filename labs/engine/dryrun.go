@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/containers-underneath/lab/primitives/op"
@@ -15,6 +16,11 @@ func DryRun(l *Lesson, w io.Writer) error { return WriteScript(l, w, false) }
 
 // WriteScript writes the lesson as a bash script; with teardown true the
 // document's cleanup runs too (benchmarks compare whole lessons).
+//
+// The script runs on the main host. A run of commands on another host is
+// marked `# on docker02` and goes to that host through `lab LESSON shell
+// --host docker02`, which works from inside the main host's shell too, so
+// one script builds the whole world.
 func WriteScript(l *Lesson, w io.Writer, teardown bool) error {
 	s := l.Build(l.bind(nil))
 	fmt.Fprintf(w, "#!/usr/bin/env bash\n")
@@ -22,12 +28,13 @@ func WriteScript(l *Lesson, w io.Writer, teardown bool) error {
 	fmt.Fprintf(w, "# Source documents: %s\n", l.Sources)
 	fmt.Fprintf(w, "# Run it on %s, the lesson's simulated host:\n", l.Main)
 	fmt.Fprintf(w, "#   lab %s --dry-run > %s.sh && sudo lab %s shell -- bash %s.sh && sudo lab %s check\n", l.Name, l.Name, l.Name, l.Name, l.Name)
+	if others := otherHosts(l, s); len(others) > 0 {
+		fmt.Fprintf(w, "# The parts marked '# on HOST' run on %s through 'lab %s shell --host HOST'.\n", strings.Join(others, " and "), l.Name)
+	}
 	fmt.Fprintf(w, "set -euo pipefail\n")
 	for i, st := range s.Steps {
 		fmt.Fprintf(w, "\n# Step %d: %s\n", i+1, l.Text.Title(st.ID))
-		for _, a := range st.Actions {
-			fmt.Fprintln(w, scriptLine(l, a))
-		}
+		writeActions(w, l, st.Actions, "")
 	}
 	if len(s.Teardown.Actions) > 0 {
 		comment := "# "
@@ -37,21 +44,69 @@ func WriteScript(l *Lesson, w io.Writer, teardown bool) error {
 		} else {
 			fmt.Fprintf(w, "\n# Teardown (%s); uncomment to undo the lesson:\n", l.Text.Title(s.Teardown.ID))
 		}
-		for _, a := range s.Teardown.Actions {
-			fmt.Fprintf(w, "%s%s\n", comment, scriptLine(l, a))
-		}
+		writeActions(w, l, s.Teardown.Actions, comment)
 	}
 	return nil
 }
 
-// scriptLine is one action as a line of bash. A command on another host
-// goes through `lab LESSON shell --host`, which works from inside the main
-// host's shell too.
-func scriptLine(l *Lesson, a Action) string {
-	cmd := a.Op.Cmd
-	if a.Host != "" && a.Host != l.Main {
-		cmd = fmt.Sprintf("lab %s shell --host %s -- bash -c %s", l.Name, a.Host, op.Quote(cmd))
+// otherHosts are the hosts other than the main one that s types on.
+func otherHosts(l *Lesson, s *Script) []string {
+	var out []string
+	for _, st := range append(s.Steps, s.Teardown) {
+		for _, a := range st.Actions {
+			if h := l.HostOf(a.Op); h != l.Main && !slices.Contains(out, h) {
+				out = append(out, h)
+			}
+		}
 	}
+	return out
+}
+
+// writeActions writes actions as bash, each line prefixed by comment. A run
+// of actions on one host other than the main one is one block sent to that
+// host: a single command through `bash -c`, several through a here-document.
+func writeActions(w io.Writer, l *Lesson, actions []Action, comment string) {
+	for i := 0; i < len(actions); {
+		h := l.HostOf(actions[i].Op)
+		j := i + 1
+		for j < len(actions) && l.HostOf(actions[j].Op) == h {
+			j++
+		}
+		run := actions[i:j]
+		i = j
+		if h == l.Main {
+			for _, a := range run {
+				fmt.Fprintf(w, "%s%s\n", comment, scriptLine(a))
+			}
+			continue
+		}
+		fmt.Fprintf(w, "%s# on %s\n", comment, h)
+		enter := fmt.Sprintf("lab %s shell --host %s --", l.Name, h)
+		if len(run) == 1 {
+			fmt.Fprintf(w, "%s%s bash -c %s\n", comment, enter, op.Quote(scriptLine(run[0])))
+			continue
+		}
+		fmt.Fprintf(w, "%s%s bash -euo pipefail <<'ON_%s'\n", comment, enter, hereTag(h))
+		for _, a := range run {
+			fmt.Fprintf(w, "%s%s\n", comment, scriptLine(a))
+		}
+		fmt.Fprintf(w, "%sON_%s\n", comment, hereTag(h))
+	}
+}
+
+// hereTag is a host name as a here-document delimiter.
+func hereTag(h string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, h)
+}
+
+// scriptLine is one action as a line of bash.
+func scriptLine(a Action) string {
+	cmd := a.Op.Cmd
 	if a.Expect == MayFail {
 		return fmt.Sprintf("%s || true  # %s", cmd, a.Why)
 	}

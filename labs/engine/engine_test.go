@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,8 +44,8 @@ func sample() *Transcript {
 		{N: 1, ID: "one", Title: "First", Narration: "Why it matters.",
 			Commands: []TCmd{{Host: "docker01", Cmd: "ip netns add x", Outcome: "ok"},
 				{Host: "docker01", Cmd: "ping -c 1 -W 1 1.1.1.1", Output: "ping: connect: Network is unreachable\n", Outcome: "fails, as expected: no route"}},
-			Checks: []string{"x exists"}, State: "[docker01]\nlo device UP 127.0.0.1/8\n"},
-		{N: 2, ID: "two", Title: "Second", Commands: []TCmd{{Host: "internet", Cmd: "true", Outcome: "ok"}}, State: "[docker01]\n"},
+			Checks: []string{"x exists"}, States: []HostState{{Host: "docker01", Text: "[docker01]\nlo device UP 127.0.0.1/8\n"}, {Host: "docker02", Text: "lo\n"}}},
+		{N: 2, ID: "two", Title: "Second", Commands: []TCmd{{Host: "internet", Cmd: "true", Outcome: "ok"}}, States: []HostState{{Host: "docker01", Text: "[docker01]\n"}}},
 	}}
 }
 
@@ -147,7 +148,7 @@ func TestRunStepsOutcomes(t *testing.T) {
 	if !strings.Contains(out.String(), "[root@h ~]# a\n    did a\n") || !strings.Contains(out.String(), "✔ fails, as expected: b must fail") {
 		t.Errorf("output:\n%s", out.String())
 	}
-	if c := rec.Steps[0].Commands; len(c) != 2 || c[1].Outcome != "fails, as expected: b must fail" || rec.Steps[0].State != "state\n" {
+	if c := rec.Steps[0].Commands; len(c) != 2 || c[1].Outcome != "fails, as expected: b must fail" || !slices.Equal(rec.Steps[0].States, []HostState{{Host: "h", Text: "state\n"}}) {
 		t.Errorf("record %+v", rec.Steps[0])
 	}
 
@@ -171,12 +172,43 @@ func TestRunStepsOutcomes(t *testing.T) {
 }
 
 func TestScriptLine(t *testing.T) {
-	l := &Lesson{Name: "demo", Main: "docker01"}
-	if got := scriptLine(l, Fail(okOp("ping -c 1 x"), "no route.")); got != "ping -c 1 x || echo '(fails, as expected: no route)'" {
+	if got := scriptLine(Fail(okOp("ping -c 1 x"), "no route.")); got != "ping -c 1 x || echo '(fails, as expected: no route)'" {
 		t.Errorf("expected failure: %q", got)
 	}
-	if got := scriptLine(l, Do(okOp("curl -s http://10.0.0.81:8000/")).On("internet")); got != "lab demo shell --host internet -- bash -c 'curl -s http://10.0.0.81:8000/'" {
-		t.Errorf("other host: %q", got)
+}
+
+// A two-host lesson's script: the other host's commands come from the op's
+// own host, marked and sent there, one command by `bash -c`, a run of them
+// by a here-document; the main host's stay plain.
+func TestWriteScriptHosts(t *testing.T) {
+	on := func(h, cmd string) op.Op { o := okOp(cmd); o.Host = h; return o }
+	l := &Lesson{Name: "demo", Main: "docker01", Text: MustText("[title]\nDemo\n[s1]\nOne\n[s2]\nTwo\n"),
+		Build: func(env *Env) *Script {
+			return &Script{Steps: []Step{
+				{ID: "s1", Actions: []Action{Do(on("docker01", "ip link")), Do(on("docker02", "ip netns add c1")), Do(on("docker02", "ip link set x netns c1")), Do(okOp("true"))}},
+				{ID: "s2", Actions: []Action{Fail(on("internet", "curl -s http://10.0.0.81:8000/"), "no route.")}},
+			}}
+		}}
+	var b bytes.Buffer
+	if err := WriteScript(l, &b, false); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# Step 1: One
+ip link
+# on docker02
+lab demo shell --host docker02 -- bash -euo pipefail <<'ON_docker02'
+ip netns add c1
+ip link set x netns c1
+ON_docker02
+true
+
+# Step 2: Two
+# on internet
+lab demo shell --host internet -- bash -c 'curl -s http://10.0.0.81:8000/ || echo '\''(fails, as expected: no route)'\'''
+`
+	if got := b.String(); !strings.HasSuffix(got, want) || !strings.Contains(got, "run on docker02 and internet through 'lab demo shell --host HOST'") {
+		t.Errorf("script:\n%s\nwant it to end with:\n%s", got, want)
 	}
 }
 

@@ -98,6 +98,17 @@ func WorkRoot() string {
 // Main is the main host.
 func (e *Env) Main() *host.Host { return e.Host(e.Lesson.Main) }
 
+// nameOf is the lesson's name for h: on --host-ns the main host is the
+// machine, which has a hostname of its own.
+func (e *Env) nameOf(h *host.Host) string {
+	for name, x := range e.hosts {
+		if x == h {
+			return name
+		}
+	}
+	return h.Name
+}
+
 // Script is a lesson bound to an environment.
 type Script struct {
 	Steps []Step
@@ -126,9 +137,9 @@ const (
 	MayFail         // either way is right (deleting what the kernel may have removed already)
 )
 
-// Action is one command on one host.
+// Action is one command as the lesson expects it to come out. The host it
+// runs on is the op's own (Op.Host).
 type Action struct {
-	Host   string // "" = the lesson's main host
 	Op     op.Op
 	Expect Expect
 	Why    string // for Fails: why it fails, one line
@@ -145,8 +156,13 @@ func Maybe(o op.Op, why string) Action {
 	return Action{Op: o, Expect: MayFail, Why: why}
 }
 
-// On runs the action on another host than the main one.
-func (a Action) On(hostName string) Action { a.Host = hostName; return a }
+// HostOf is the host an op is typed on: its own, or the main host.
+func (l *Lesson) HostOf(o op.Op) string {
+	if o.Host != "" {
+		return o.Host
+	}
+	return l.Main
+}
 
 // Item is one graded self-check item.
 type Item struct {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sort"
 	"sync"
 	"time"
 
@@ -27,13 +26,23 @@ type Observation struct {
 }
 
 // Probe is what check items look through. Every read goes through Observe,
-// keyed by what it reads, so that a check's inputs can be recorded, and a
-// recorded check graded again later from them alone without touching any
-// kernel (an instructor's `lab grade`).
+// keyed by the host it reads and what it reads, so that a check's inputs
+// can be recorded, and a recorded check graded again later from them alone
+// without touching any kernel (an instructor's `lab grade`).
+//
+// A probe looks at one host; On gives a probe of another host of the same
+// world that shares its readings, so an item can read docker01 and docker02
+// and a record tells their eth0s apart.
 type Probe struct {
 	Env  *Env
 	Host *host.Host
+	// name is the lesson's name for Host ("docker01"), which keys its
+	// readings; on --host-ns Host is the machine, named by its hostname.
+	name string
+	r    *readings
+}
 
+type readings struct {
 	mu     sync.Mutex
 	seen   map[string]*entry
 	replay map[string]Observation // non-nil: answer from here only
@@ -44,15 +53,39 @@ type entry struct {
 	obs  Observation
 }
 
-// NewProbe looks at h.
+// NewProbe looks at h, one of env's hosts.
 func NewProbe(env *Env, h *host.Host) *Probe {
-	return &Probe{Env: env, Host: h, seen: map[string]*entry{}}
+	return &Probe{Env: env, Host: h, name: env.nameOf(h), r: &readings{seen: map[string]*entry{}}}
 }
 
-// ReplayProbe answers from recorded observations and reads nothing.
+// ReplayProbe answers from recorded observations and reads nothing;
+// hostName is the host the check was run on.
 func ReplayProbe(env *Env, hostName string, obs map[string]Observation) *Probe {
-	return &Probe{Env: env, Host: &host.Host{Name: hostName, Pid: -1}, seen: map[string]*entry{}, replay: obs}
+	if obs == nil {
+		obs = map[string]Observation{}
+	}
+	return &Probe{Env: env, Host: &host.Host{Name: hostName, Pid: -1}, name: hostName,
+		r: &readings{seen: map[string]*entry{}, replay: obs}}
 }
+
+// On is a probe of the named host of the same world, sharing this probe's
+// readings (and, in a replay, its record).
+func (p *Probe) On(name string) *Probe {
+	if name == p.name {
+		return p
+	}
+	h := &host.Host{Name: name, Pid: -1}
+	if p.r.replay == nil {
+		h = p.Env.Host(name)
+	}
+	return &Probe{Env: p.Env, Host: h, name: name, r: p.r}
+}
+
+// Name is the lesson's name for the probe's host.
+func (p *Probe) Name() string { return p.name }
+
+// ObsKey is how a reading of what on a host is keyed in a record.
+func ObsKey(hostName, what string) string { return hostName + ": " + what }
 
 // ErrNotRecorded is what a replayed check gets for a read it has no record of.
 var ErrNotRecorded = errors.New("not in the recorded state")
@@ -60,16 +93,18 @@ var ErrNotRecorded = errors.New("not in the recorded state")
 // Observe returns read()'s answer, reading at most once per key and probe.
 // Lessons with readings of their own (files, mounts, cgroups) call it too.
 func (p *Probe) Observe(key string, read func() (string, error)) (string, error) {
-	p.mu.Lock()
-	e, ok := p.seen[key]
+	key = ObsKey(p.name, key)
+	r := p.r
+	r.mu.Lock()
+	e, ok := r.seen[key]
 	if !ok {
 		e = &entry{}
-		p.seen[key] = e
+		r.seen[key] = e
 	}
-	p.mu.Unlock()
+	r.mu.Unlock()
 	e.once.Do(func() {
-		if p.replay != nil {
-			o, ok := p.replay[key]
+		if r.replay != nil {
+			o, ok := r.replay[key]
 			if !ok {
 				e.obs = Observation{Err: ErrNotRecorded.Error()}
 				return
@@ -107,18 +142,14 @@ func ObserveJSON[T any](p *Probe, key string, read func() (T, error)) (T, error)
 	return v, err
 }
 
-// Observations are the probe's readings so far, sorted by key.
+// Observations are the readings so far of the probe and of every probe On
+// made from it, by key ("docker02: netns c1").
 func (p *Probe) Observations() map[string]Observation {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := map[string]Observation{}
-	keys := make([]string, 0, len(p.seen))
-	for k := range p.seen {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		out[k] = p.seen[k].obs
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	out := make(map[string]Observation, len(p.r.seen))
+	for k, e := range p.r.seen {
+		out[k] = e.obs
 	}
 	return out
 }

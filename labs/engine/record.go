@@ -32,7 +32,7 @@ type Record struct {
 	Tool      string // Version() of the lab that wrote it
 	Kernel    string
 	Time      time.Time
-	Host      string // the host graded
+	Host      string // the host graded, by the lesson's name for it
 	OnMachine bool   // --host-ns: the machine's own root namespace
 	MainAddr  string // Env.MainAddr the items were built with
 	WorkDir   string // Env.WorkDir() of the graded world
@@ -41,10 +41,15 @@ type Record struct {
 	Results   []Result
 	Commands  []RCmd
 	// NoCommands says why there are none (--host-ns), when that is why.
-	NoCommands   string
-	State        string
+	NoCommands string
+	States     []HostState // of each of the lesson's hosts
+	// Observations are keyed by host and reading ("docker02: netns c1").
 	Observations map[string]Observation
 }
+
+// recordFormat 2 keys observations by host. Format 1 (no format line) had
+// one host's readings, unkeyed; they are keyed to it when read.
+const recordFormat = 2
 
 // RCmd is one command from the shell's history.
 type RCmd struct {
@@ -125,15 +130,19 @@ func RecordMachine(l *Lesson) (*Record, error) {
 }
 
 func newRecord(env *Env, r *Report, p *Probe) (*Record, error) {
-	state, err := State(env)
+	hosts := env.Lesson.Topology.Names()
+	if env.OnMachine || len(hosts) == 0 {
+		hosts = []string{env.Lesson.Main}
+	}
+	states, err := States(env, hosts)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the state for the record: %w", err)
 	}
 	return &Record{
 		Lesson: env.Lesson.Name, Title: env.Lesson.Title(), Tool: Version(), Kernel: KernelVersion(),
-		Time: time.Now().UTC().Truncate(time.Second), Host: p.Host.Name, OnMachine: env.OnMachine,
+		Time: time.Now().UTC().Truncate(time.Second), Host: p.Name(), OnMachine: env.OnMachine,
 		MainAddr: env.MainAddr, WorkDir: env.WorkDir(), Score: r.Score, Max: r.Max, Results: r.Items,
-		State: state, Observations: p.Observations(),
+		States: states, Observations: p.Observations(),
 	}, nil
 }
 
@@ -254,6 +263,7 @@ func (r *Record) Write(w io.Writer) error {
 		field("student", r.Student)
 	}
 	field("lesson", r.Lesson)
+	field("format", strconv.Itoa(recordFormat))
 	field("tool", r.Tool)
 	field("kernel", r.Kernel)
 	field("time", r.Time.UTC().Format(time.RFC3339))
@@ -307,16 +317,19 @@ func (r *Record) Write(w io.Writer) error {
 		fmt.Fprintln(bw, fence)
 	}
 
-	fmt.Fprintf(bw, "\n## State\n\nThe normalised state of %s when it was checked.\n\n%sstate\n", r.Host, fence)
-	if s := strings.TrimSuffix(r.State, "\n"); s != "" || r.State != "" {
-		for _, l := range strings.Split(s, "\n") {
-			if strings.HasPrefix(l, fence) || strings.HasPrefix(l, `\`) {
-				l = `\` + l
+	fmt.Fprintf(bw, "\n## State\n\nThe normalised state of each host when it was checked.\n")
+	for _, st := range r.States {
+		fmt.Fprintf(bw, "\n%s%s\n", fence, strings.TrimSpace("state "+st.Host))
+		if s := strings.TrimSuffix(st.Text, "\n"); s != "" || st.Text != "" {
+			for _, l := range strings.Split(s, "\n") {
+				if strings.HasPrefix(l, fence) || strings.HasPrefix(l, `\`) {
+					l = `\` + l
+				}
+				fmt.Fprintln(bw, l)
 			}
-			fmt.Fprintln(bw, l)
 		}
+		fmt.Fprintln(bw, fence)
 	}
-	fmt.Fprintln(bw, fence)
 
 	fmt.Fprintf(bw, "\n## Observations\n\nEvery reading the check made, by key: what `lab grade` grades from.\n\n%sobservations\n", fence)
 	keys := make([]string, 0, len(r.Observations))
@@ -419,6 +432,8 @@ func ParseRecord(rd io.Reader) (*Record, error) {
 	block := ""
 	var state []string
 	inState := false
+	stateHost := ""
+	format := 1
 	var cmdTime time.Time
 	seen := map[string]bool{}
 	for sc.Scan() {
@@ -437,10 +452,12 @@ func ParseRecord(rd io.Reader) (*Record, error) {
 		if block != "" {
 			if line == fence {
 				if block == "state" {
-					r.State = strings.Join(state, "\n")
+					text := strings.Join(state, "\n")
 					if len(state) > 0 {
-						r.State += "\n"
+						text += "\n"
 					}
+					r.States = append(r.States, HostState{Host: stateHost, Text: text})
+					state = nil
 				}
 				block = ""
 				continue
@@ -507,14 +524,17 @@ func ParseRecord(rd io.Reader) (*Record, error) {
 		}
 		if strings.HasPrefix(line, fence) {
 			want := map[string]string{"Commands": "console", "State": "state", "Observations": "observations"}[section]
-			if want == "" || line != fence+want {
+			kind, host, named := strings.Cut(strings.TrimPrefix(line, fence), " ")
+			if want == "" || kind != want || named && (want != "state" || !hostNameRe.MatchString(host)) {
 				return nil, bad("unexpected block %q in section %q", line, section)
 			}
 			if want == "state" {
-				if inState {
-					return nil, bad("a second state block")
+				for _, st := range r.States {
+					if st.Host == host {
+						return nil, bad("a second state block for %q", host)
+					}
 				}
-				inState = true
+				inState, stateHost = true, host
 			}
 			block = want
 			continue
@@ -538,6 +558,12 @@ func ParseRecord(rd io.Reader) (*Record, error) {
 			switch m[1] {
 			case "student":
 				r.Student = v
+			case "format":
+				f, err := strconv.Atoi(v)
+				if err != nil || f < 1 || f > recordFormat {
+					return nil, bad("format %q: this lab reads record formats 1 to %d; a newer lab wrote it", v, recordFormat)
+				}
+				format = f
 			case "lesson":
 				if v != r.Lesson {
 					return nil, bad("lesson %q differs from the title's %q", v, r.Lesson)
@@ -553,6 +579,9 @@ func ParseRecord(rd io.Reader) (*Record, error) {
 				}
 				r.Time = t
 			case "host":
+				if !hostNameRe.MatchString(v) {
+					return nil, bad("host %q is not a host name", v)
+				}
 				r.Host = v
 			case "checked":
 				if v != "shell" && v != "machine" {
@@ -618,5 +647,26 @@ func ParseRecord(rd io.Reader) (*Record, error) {
 	if !inState {
 		return nil, &ParseError{n, "no state block"}
 	}
+	if format == 1 {
+		r.upgrade()
+	}
+	for i := range r.States {
+		if r.States[i].Host == "" {
+			r.States[i].Host = r.Host
+		}
+	}
 	return r, nil
+}
+
+// upgrade keys a format-1 record's readings to the one host it checked,
+// by the lesson's name for it (a --host-ns record named the machine).
+func (r *Record) upgrade() {
+	if l, ok := Lookup(r.Lesson); ok && r.OnMachine {
+		r.Host = l.Main
+	}
+	obs := make(map[string]Observation, len(r.Observations))
+	for k, o := range r.Observations {
+		obs[ObsKey(r.Host, k)] = o
+	}
+	r.Observations = obs
 }

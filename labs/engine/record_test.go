@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func sampleRecord() *Record {
 			{Host: "docker01", Time: time.Date(2025, 3, 1, 9, 29, 0, 0, time.UTC), Cmd: "ip netns add x"},
 			{Host: "internet", Cmd: "cat <<EOF\n```\nEOF"},
 		},
-		State: "[docker01]\n```not a fence\n\\backslash\nlo UP\n",
+		States: []HostState{{Host: "docker01", Text: "[docker01]\n```not a fence\n\\backslash\nlo UP\n"}, {Host: "docker02", Text: ""}},
 		Observations: map[string]Observation{
 			"netns ":      {Value: `{"Name":"","Links":[{"Name":"lo"}]}`},
 			"has-netns x": {Value: "true"},
@@ -45,7 +46,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
 	want := sampleRecord()
-	if back.Student != want.Student || back.State != want.State || back.Score != 1 || back.Max != 3 || !back.Time.Equal(want.Time) {
+	if back.Student != want.Student || !slices.Equal(back.States, want.States) || back.Score != 1 || back.Max != 3 || !back.Time.Equal(want.Time) {
 		t.Errorf("header or state lost:\n%+v", back)
 	}
 	if len(back.Results) != 3 || back.Results[1].Found != want.Results[1].Found || back.Results[2].Skip != "not here" || !back.Results[2].OK || back.Results[1].OK {
@@ -160,4 +161,53 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatalf("not stable:\n%s\n---\n%s", out.String(), again.String())
 		}
 	})
+}
+
+// Readings are keyed by host: a probe On another host reads its own, and a
+// replay answers each host from its own recorded readings.
+func TestProbeOnKeysByHost(t *testing.T) {
+	l := &Lesson{Name: "demo", Main: "docker01"}
+	env := l.bind(nil)
+	p := ReplayProbe(env, "docker01", map[string]Observation{
+		ObsKey("docker01", "eth0"): {Value: "10.0.0.81"},
+		ObsKey("docker02", "eth0"): {Value: "10.0.0.82"},
+	})
+	one, _ := p.Observe("eth0", nil)
+	two, _ := p.On("docker02").Observe("eth0", nil)
+	if one != "10.0.0.81" || two != "10.0.0.82" {
+		t.Errorf("docker01 %q, docker02 %q", one, two)
+	}
+	if _, err := p.On("docker03").Observe("eth0", nil); err == nil {
+		t.Error("a host with no recorded reading answered")
+	}
+	if got := p.Observations(); len(got) != 3 {
+		t.Errorf("observations %v", got)
+	}
+}
+
+// A record written before readings were keyed by host (format 1) still
+// reads: its readings belong to the one host it checked.
+func TestRecordFormat1(t *testing.T) {
+	var b bytes.Buffer
+	r := sampleRecord()
+	if err := r.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(b.String(), "- format: 2\n", "", 1)
+	old = strings.Replace(old, "```state docker01\n", "```state\n", 1)
+	back, err := ParseRecord(strings.NewReader(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range r.Observations {
+		if _, ok := back.Observations[ObsKey(r.Host, k)]; !ok {
+			t.Errorf("reading %q not keyed to %s: %v", k, r.Host, back.Observations)
+		}
+	}
+	if back.States[0].Host != r.Host {
+		t.Errorf("an unnamed state block belongs to the host checked, got %q", back.States[0].Host)
+	}
+	if _, err := ParseRecord(strings.NewReader(strings.Replace(b.String(), "- format: 2\n", "- format: 9\n", 1))); err == nil || !strings.Contains(err.Error(), "newer lab") {
+		t.Errorf("a newer format: %v", err)
+	}
 }

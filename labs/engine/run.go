@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,14 +100,14 @@ func printHeader(out io.Writer, st *Style, l *Lesson, w *simhost.World) {
 	var hs []string
 	for _, h := range l.Topology.Hosts {
 		if h.Addr != "" {
-			hs = append(hs, fmt.Sprintf("%s (eth0 %s/24)", h.Name, h.Addr))
+			hs = append(hs, fmt.Sprintf("%s (eth0 %s)", h.Name, l.Topology.CIDR(h)))
 		} else {
 			hs = append(hs, h.Name)
 		}
 	}
 	line := "Simulated hosts: " + strings.Join(hs, ", ")
-	if l.Topology.Networked() {
-		line += fmt.Sprintf("; LAN gateway %s; the internet stands at %s (for www.baidu.com)", simhost.GatewayLAN, simhost.InternetAddr)
+	if l.Topology.Internet() {
+		line += fmt.Sprintf("; LAN gateway %s; the internet stands at %s (for www.baidu.com)", l.Topology.FirstLAN().Gateway, simhost.InternetAddr)
 	}
 	fmt.Fprintln(out, st.Dim(line))
 }
@@ -152,10 +153,7 @@ func runStep(ctx context.Context, env *Env, s *Script, n, total int, st Step, o 
 		if ctx.Err() != nil {
 			return Interrupted
 		}
-		hostName := a.Host
-		if hostName == "" {
-			hostName = l.Main
-		}
+		hostName := l.HostOf(a.Op)
 		fmt.Fprintf(out, "  %s %s\n", sty.Dim(Prompt(hostName)), sty.Cmd(a.Op.Cmd))
 		var buf bytes.Buffer
 		err := a.Op.Do(&buf)
@@ -208,21 +206,58 @@ func runStep(ctx context.Context, env *Env, s *Script, n, total int, st Step, o 
 		}
 	}
 	if rec != nil {
-		state, err := State(env)
+		states, err := States(env, touched(l, st))
 		if err != nil {
 			return fmt.Errorf("failed to read the state after step %d: %w", n, err)
 		}
-		rec.State = state
+		rec.States = states
 	}
 	return nil
 }
 
+// touched are the lesson's hosts a step types on, in order (the main host
+// if none). The world's gateway and internet are not the lesson's: a curl
+// typed there changes nothing worth showing.
+func touched(l *Lesson, st Step) []string {
+	var out []string
+	for _, a := range st.Actions {
+		h := l.HostOf(a.Op)
+		if l.Topology.Has(h) && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{l.Main}
+	}
+	return out
+}
+
 // State is the normalised kernel state of a lesson's main host.
-func State(env *Env) (string, error) {
-	if env.Lesson.State != nil {
+func State(env *Env) (string, error) { return StateOf(env, env.Lesson.Main) }
+
+// StateOf is the normalised kernel state of the named host: the lesson's
+// own rendering for its main host, if it has one, else the network state.
+func StateOf(env *Env, hostName string) (string, error) {
+	if hostName == "" {
+		hostName = env.Lesson.Main
+	}
+	if env.Lesson.State != nil && hostName == env.Lesson.Main {
 		return env.Lesson.State(env)
 	}
-	return netstate.Snapshot(env.Main())
+	return netstate.Snapshot(env.Host(hostName))
+}
+
+// States is StateOf for each named host.
+func States(env *Env, hosts []string) ([]HostState, error) {
+	out := make([]HostState, 0, len(hosts))
+	for _, h := range hosts {
+		t, err := StateOf(env, h)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", h, err)
+		}
+		out = append(out, HostState{Host: h, Text: t})
+	}
+	return out, nil
 }
 
 func findItem(s *Script, id string) (Item, bool) {

@@ -27,7 +27,15 @@ type TStep struct {
 	Narration string
 	Commands  []TCmd
 	Checks    []string
-	State     string
+	// States are the normalised states after the step of each host it
+	// typed on (the main host's if none).
+	States []HostState
+}
+
+// HostState is the normalised kernel state of one host.
+type HostState struct {
+	Host string // "" in files written before states named their host: the main host
+	Text string
 }
 
 // TCmd is one command of a step.
@@ -67,7 +75,7 @@ func (t *Transcript) Write(w io.Writer) error {
 	if note == "" {
 		note = "addresses and routes; IPv6, MACs and interface numbers left out"
 	}
-	fmt.Fprintf(bw, "Each step lists the commands as typed at the host's prompt, what they printed, the checks that held, and the state of the host afterwards (%s).\n", note)
+	fmt.Fprintf(bw, "Each step lists the commands as typed at the host's prompt, what they printed, the checks that held, and the state afterwards of each host it typed on (%s).\n", note)
 	for _, s := range t.Steps {
 		fmt.Fprintf(bw, "\n## Step %d: %s\n\n<!-- id: %s -->\n", s.N, s.Title, s.ID)
 		if s.Narration != "" {
@@ -92,8 +100,8 @@ func (t *Transcript) Write(w io.Writer) error {
 				fmt.Fprintf(bw, "- [x] %s\n", c)
 			}
 		}
-		if s.State != "" {
-			fmt.Fprintf(bw, "\n%sstate\n%s\n%s\n", fence, escape(strings.TrimRight(s.State, "\n"), "```"), fence)
+		for _, st := range s.States {
+			fmt.Fprintf(bw, "\n%s%s\n%s\n%s\n", fence, strings.TrimSpace("state "+st.Host), escape(strings.TrimRight(st.Text, "\n"), "```"), fence)
 		}
 	}
 	return bw.Flush()
@@ -118,6 +126,7 @@ var (
 	stepRe   = regexp.MustCompile(`^## Step (\d+): (.*)$`)
 	idRe     = regexp.MustCompile(`^<!-- id: (.*) -->$`)
 	promptRe = regexp.MustCompile(`^\[root@([^ \]]+) ~\]# (.*)$`)
+	stateRe  = regexp.MustCompile("^```state [A-Za-z0-9][A-Za-z0-9_.-]*$")
 )
 
 // ParseError is a malformed transcript, with the line it stumbled on.
@@ -138,6 +147,7 @@ func Parse(r io.Reader) (*Transcript, error) {
 	var cur *TStep
 	block := "" // "", "console", "state"
 	var state []string
+	stateHost := ""
 	var narr []string
 	for sc.Scan() {
 		n++
@@ -145,7 +155,7 @@ func Parse(r io.Reader) (*Transcript, error) {
 		if block != "" {
 			if line == fence {
 				if block == "state" {
-					cur.State = strings.Join(state, "\n") + "\n"
+					cur.States = append(cur.States, HostState{Host: stateHost, Text: strings.Join(state, "\n") + "\n"})
 					state = nil
 				}
 				block = ""
@@ -194,11 +204,11 @@ func Parse(r io.Reader) (*Transcript, error) {
 			narr = nil
 		case cur != nil && idRe.MatchString(line):
 			cur.ID = idRe.FindStringSubmatch(line)[1]
-		case line == fence+"console" || line == fence+"state":
+		case line == fence+"console" || line == fence+"state" || stateRe.MatchString(line):
 			if cur == nil {
 				return nil, &ParseError{n, "a block outside any step"}
 			}
-			block = strings.TrimPrefix(line, fence)
+			block, stateHost, _ = strings.Cut(strings.TrimPrefix(line, fence), " ")
 		case strings.HasPrefix(line, fence):
 			return nil, &ParseError{n, fmt.Sprintf("unknown block %q", line)}
 		case cur != nil && strings.HasPrefix(line, "- [x] "):

@@ -49,7 +49,7 @@ type Script struct {
 type ScriptStep struct {
 	Title    string
 	Commands []ScriptCmd
-	State    string // "" = nothing to compare
+	States   []engine.HostState // none = nothing to compare
 }
 
 // ScriptCmd is one command and, for an expected transcript, whether the
@@ -77,7 +77,7 @@ func LoadScript(path string) (*Script, error) {
 		if rec.OnMachine {
 			return nil, engine.Usagef("%s was checked with --host-ns on a machine itself: it has no commands to replay", path)
 		}
-		st := ScriptStep{Title: "the commands typed in the shell", State: rec.State}
+		st := ScriptStep{Title: "the commands typed in the shell", States: rec.States}
 		for _, c := range rec.Commands {
 			st.Commands = append(st.Commands, ScriptCmd{Host: c.Host, Cmd: c.Cmd})
 		}
@@ -89,7 +89,7 @@ func LoadScript(path string) (*Script, error) {
 	}
 	s := &Script{Lesson: t.Lesson, Kind: "expected transcript"}
 	for _, ts := range t.Steps {
-		st := ScriptStep{Title: fmt.Sprintf("Step %d: %s", ts.N, ts.Title), State: ts.State}
+		st := ScriptStep{Title: fmt.Sprintf("Step %d: %s", ts.N, ts.Title), States: ts.States}
 		for _, c := range ts.Commands {
 			st.Commands = append(st.Commands, ScriptCmd{Host: c.Host, Cmd: c.Cmd,
 				ExpectFail: strings.HasPrefix(c.Outcome, "fails"), MayFail: strings.HasPrefix(c.Outcome, "may fail")})
@@ -216,21 +216,17 @@ func Replay(ctx context.Context, path string, o ReplayOptions) (res *ReplayResul
 			res.Commands = append(res.Commands, r)
 		}
 		sr := StepResult{Title: step.Title}
-		if step.State != "" {
-			got, err := engine.State(env)
-			if err != nil {
-				return res, fmt.Errorf("failed to read the state after %s: %w", step.Title, err)
-			}
+		if len(step.States) > 0 {
 			// The state names the replay's directory where the transcript
 			// had its own.
-			want := s.WorkDir
-			if want == "" {
-				want = shellWork
+			dir := s.WorkDir
+			if dir == "" {
+				dir = shellWork
 			}
-			got = strings.ReplaceAll(got, env.WorkDir(), want)
-			sr.Compared, sr.Match = true, got == step.State
+			if err := compareStates(env, step.States, dir, &sr); err != nil {
+				return res, fmt.Errorf("failed to read the state after %s: %w", step.Title, err)
+			}
 			if !sr.Match {
-				sr.Diff = lineDiff(step.State, got)
 				fmt.Fprintf(out, "  %s state differs from the recorded one:\n%s\n", st.Bad("✘"), indent(sr.Diff, "      "))
 			} else {
 				fmt.Fprintf(out, "  %s state matches the recorded one\n", st.Good("✔"))
@@ -470,6 +466,30 @@ func summary(out io.Writer, st *engine.Style, r *ReplayResult) {
 
 func indent(s, pre string) string {
 	return pre + strings.ReplaceAll(s, "\n", "\n"+pre)
+}
+
+// compareStates reads the state of each host a step recorded and compares
+// it with the recording; dir is the lesson directory the recording names.
+func compareStates(env *engine.Env, want []engine.HostState, dir string, sr *StepResult) error {
+	sr.Compared, sr.Match = true, true
+	var diffs []string
+	for _, ws := range want {
+		got, err := engine.StateOf(env, ws.Host)
+		if err != nil {
+			return err
+		}
+		got = strings.ReplaceAll(got, env.WorkDir(), dir)
+		if got != ws.Text {
+			sr.Match = false
+			d := lineDiff(ws.Text, got)
+			if len(want) > 1 {
+				d = "on " + ws.Host + ":\n" + d
+			}
+			diffs = append(diffs, d)
+		}
+	}
+	sr.Diff = strings.Join(diffs, "\n")
+	return nil
 }
 
 // lineDiff lists the lines only one side has, in order.

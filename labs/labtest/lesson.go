@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,7 +132,7 @@ func Golden(t *testing.T, l *engine.Lesson, rec *engine.Transcript) {
 		t.Errorf("%s parses to %d steps, the run had %d", path, len(back.Steps), len(rec.Steps))
 	}
 	for i := range back.Steps {
-		if i < len(rec.Steps) && back.Steps[i].State != rec.Steps[i].State {
+		if i < len(rec.Steps) && !slices.Equal(back.Steps[i].States, rec.Steps[i].States) {
 			t.Errorf("step %d's state does not parse back to what was written", i+1)
 		}
 	}
@@ -139,17 +140,18 @@ func Golden(t *testing.T, l *engine.Lesson, rec *engine.Transcript) {
 
 // DryRunMatches holds the lesson to its printed commands: the --dry-run
 // script, run with bash in a fresh `lab LESSON shell`, must give the same
-// normalised state as the lesson's own run, and check must pass on it.
+// normalised state on every host as the lesson's own run, and check must
+// pass on it.
 func DryRunMatches(t *testing.T, l *engine.Lesson) {
 	t.Helper()
 	NeedRoot(t)
 	Short(t)
 	env, _ := EndState(t, l)
-	want, err := engine.State(env)
+	hosts := l.Topology.Names()
+	want, err := engine.States(env, hosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = normalize(l, want)
 
 	var script bytes.Buffer
 	if err := engine.DryRun(l, &script); err != nil {
@@ -172,12 +174,14 @@ func DryRunMatches(t *testing.T, l *engine.Lesson) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := engine.State(engine.Bind(l, w))
+	got, err := engine.States(engine.Bind(l, w), hosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got = normalize(l, got); got != want {
-		t.Errorf("state after the script differs from the lesson's:\n%s", Diff(want, got))
+	for i := range want {
+		if wt, gt := normalize(l, want[i].Text), normalize(l, got[i].Text); wt != gt {
+			t.Errorf("state of %s after the script differs from the lesson's:\n%s", want[i].Host, Diff(wt, gt))
+		}
 	}
 	r, err := engine.CheckShell(l, "")
 	if err != nil {

@@ -171,7 +171,8 @@ func Detach(addr string) (*os.Process, error) {
 // on SIGKILL). tag goes on its command line, for ps and leak checks.
 func Start(h *host.Host, ns, addr, tag string) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, "lab tool httpd --listen "+op.Quote(addr)+" --detach"),
+		Host: h.Name,
+		Cmd:  netops.In(ns, "lab tool httpd --listen "+op.Quote(addr)+" --detach"),
 		Do: func(out io.Writer) error {
 			args := []string{"--netns", h.NetnsPath(ns), "--listen", addr}
 			if tag != "" {
@@ -262,7 +263,8 @@ func Get(h *host.Host, ns, url string, timeout time.Duration) op.Op {
 		secs = 1
 	}
 	return op.Op{
-		Cmd: netops.In(ns, fmt.Sprintf("curl -sS -m %d %s", secs, url)),
+		Host: h.Name,
+		Cmd:  netops.In(ns, fmt.Sprintf("curl -sS -m %d %s", secs, url)),
 		Do: func(out io.Writer) error {
 			body, err := Fetch(h.NetnsPath(ns), url, time.Duration(secs)*time.Second)
 			if err != nil {

@@ -19,7 +19,8 @@ import (
 // It runs the real conntrack tool and prints what it prints.
 func Conntrack(h *host.Host, ns string, args ...string) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, op.Join(append([]string{"conntrack", "-L"}, args...)...)),
+		Host: h.Name,
+		Cmd:  netops.In(ns, op.Join(append([]string{"conntrack", "-L"}, args...)...)),
 		Do: func(out io.Writer) error {
 			stdout, stderr, err := Run(h.NetnsPath(ns), "conntrack", append([]string{"-L"}, args...)...)
 			if err != nil {

@@ -18,7 +18,8 @@ import (
 // already (same spec, same comment) is not added twice.
 func Append(h *host.Host, ns string, r Rule) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, r.Command("-A")),
+		Host: h.Name,
+		Cmd:  netops.In(ns, r.Command("-A")),
 		Do: func(io.Writer) error {
 			return In(h.NetnsPath(ns), func(t *goipt.IPTables) error {
 				if err := t.AppendUnique(r.Table, r.Chain, r.Spec...); err != nil {
@@ -35,7 +36,8 @@ func Append(h *host.Host, ns string, r Rule) op.Op {
 // of a tagged rule stays). A rule or chain that is not there is success.
 func Delete(h *host.Host, ns string, r Rule) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, r.Command("-D")),
+		Host: h.Name,
+		Cmd:  netops.In(ns, r.Command("-D")),
 		Do: func(io.Writer) error {
 			return In(h.NetnsPath(ns), func(t *goipt.IPTables) error {
 				err := t.Delete(r.Table, r.Chain, r.Spec...)
@@ -51,7 +53,8 @@ func Delete(h *host.Host, ns string, r Rule) op.Op {
 // NewChain is `iptables [-t TABLE] -N CHAIN`; an existing chain is success.
 func NewChain(h *host.Host, ns, table, chain string) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, Cmd(table, "-N", chain)),
+		Host: h.Name,
+		Cmd:  netops.In(ns, Cmd(table, "-N", chain)),
 		Do: func(io.Writer) error {
 			return In(h.NetnsPath(ns), func(t *goipt.IPTables) error {
 				ok, err := t.ChainExists(table, chain)
@@ -73,7 +76,8 @@ func NewChain(h *host.Host, ns, table, chain string) op.Op {
 // what is left belongs to someone else. A missing chain is success.
 func DeleteChain(h *host.Host, ns, table, chain string) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, Cmd(table, "-X", chain)),
+		Host: h.Name,
+		Cmd:  netops.In(ns, Cmd(table, "-X", chain)),
 		Do: func(out io.Writer) error {
 			return In(h.NetnsPath(ns), func(t *goipt.IPTables) error {
 				ok, err := t.ChainExists(table, chain)
@@ -106,7 +110,8 @@ func DeleteChain(h *host.Host, ns, table, chain string) op.Op {
 // does with a packet no rule decided.
 func Policy(h *host.Host, ns, table, chain, target string) op.Op {
 	return op.Op{
-		Cmd: netops.In(ns, Cmd(table, "-P", chain, target)),
+		Host: h.Name,
+		Cmd:  netops.In(ns, Cmd(table, "-P", chain, target)),
 		Do: func(io.Writer) error {
 			return In(h.NetnsPath(ns), func(t *goipt.IPTables) error {
 				if err := t.ChangePolicy(table, chain, target); err != nil {
@@ -124,7 +129,8 @@ func List(h *host.Host, ns, table, chain string) op.Op {
 	table = orFilter(table)
 	args := []string{"-L", chain, "-n", "-v", "-x"}
 	return op.Op{
-		Cmd: netops.In(ns, Cmd(table, args...)),
+		Host: h.Name,
+		Cmd:  netops.In(ns, Cmd(table, args...)),
 		Do: func(out io.Writer) error {
 			stdout, _, err := Run(h.NetnsPath(ns), "iptables", append([]string{"-t", table}, args...)...)
 			if err != nil {
@@ -147,7 +153,8 @@ func ListRules(h *host.Host, ns, table, chain string) op.Op {
 		args = append(args, chain)
 	}
 	return op.Op{
-		Cmd: netops.In(ns, Cmd(table, args...)),
+		Host: h.Name,
+		Cmd:  netops.In(ns, Cmd(table, args...)),
 		Do: func(out io.Writer) error {
 			t, err := Read(h.NetnsPath(ns), table)
 			if err != nil {

@@ -242,7 +242,8 @@ func linkErr(err error, ns, dev string) error {
 // new namespace afterwards.
 func (b *Batch) NetnsAdd(name string) op.Op {
 	return op.Op{
-		Cmd: NetnsAdd(b.h, name).Cmd,
+		Host: b.h.Name,
+		Cmd:  NetnsAdd(b.h, name).Cmd,
 		Do: func(io.Writer) error {
 			if err := b.on(); err != nil {
 				return err
@@ -280,7 +281,8 @@ func isNsfs(path string) bool {
 // namespace.
 func (b *Batch) NetnsDel(name string) op.Op {
 	return op.Op{
-		Cmd: NetnsDel(b.h, name).Cmd,
+		Host: b.h.Name,
+		Cmd:  NetnsDel(b.h, name).Cmd,
 		Do: func(io.Writer) error {
 			if err := b.on(); err != nil {
 				return err
@@ -306,7 +308,8 @@ func (b *Batch) NetnsDel(name string) op.Op {
 // Sysctl is Sysctl, written by the batch's thread from inside ns.
 func (b *Batch) Sysctl(ns, key, value string) op.Op {
 	return op.Op{
-		Cmd: Sysctl(b.h, ns, key, value).Cmd,
+		Host: b.h.Name,
+		Cmd:  Sysctl(b.h, ns, key, value).Cmd,
 		Do: func(out io.Writer) error {
 			if err := b.on(); err != nil {
 				return err
@@ -334,7 +337,8 @@ func (b *Batch) Sysctl(ns, key, value string) op.Op {
 // VethAddInto is VethAddInto.
 func (b *Batch) VethAddInto(ns, a, peer, target string) op.Op {
 	return op.Op{
-		Cmd: VethAddInto(b.h, ns, a, peer, target).Cmd,
+		Host: b.h.Name,
+		Cmd:  VethAddInto(b.h, ns, a, peer, target).Cmd,
 		Do: func(io.Writer) error {
 			if err := b.on(); err != nil {
 				return err
@@ -374,7 +378,8 @@ func (b *Batch) VethAddInto(ns, a, peer, target string) op.Op {
 // does nothing when the port already has that master.
 func (b *Batch) SetMaster(ns, dev, bridge string) op.Op {
 	return op.Op{
-		Cmd: SetMaster(b.h, ns, dev, bridge).Cmd,
+		Host: b.h.Name,
+		Cmd:  SetMaster(b.h, ns, dev, bridge).Cmd,
 		Do: func(io.Writer) error {
 			if err := b.on(); err != nil {
 				return err
@@ -403,7 +408,8 @@ func (b *Batch) SetMaster(ns, dev, bridge string) op.Op {
 // LinkUp is LinkUp without its wait: WaitReady waits for every link raised.
 func (b *Batch) LinkUp(ns, dev string) op.Op {
 	return op.Op{
-		Cmd: LinkUp(b.h, ns, dev).Cmd,
+		Host: b.h.Name,
+		Cmd:  LinkUp(b.h, ns, dev).Cmd,
 		Do: func(io.Writer) error {
 			if err := b.on(); err != nil {
 				return err
@@ -431,7 +437,8 @@ func (b *Batch) LinkUp(ns, dev string) op.Op {
 // does).
 func (b *Batch) AddrAdd(ns, cidr, dev string) op.Op {
 	return op.Op{
-		Cmd: AddrAdd(b.h, ns, cidr, dev).Cmd,
+		Host: b.h.Name,
+		Cmd:  AddrAdd(b.h, ns, cidr, dev).Cmd,
 		Do: func(io.Writer) error {
 			if err := b.on(); err != nil {
 				return err
@@ -475,7 +482,8 @@ func (b *Batch) AddrAdd(ns, cidr, dev string) op.Op {
 // RouteAddDefault is RouteAddDefault.
 func (b *Batch) RouteAddDefault(ns, gw string) op.Op {
 	return op.Op{
-		Cmd: RouteAddDefault(b.h, ns, gw).Cmd,
+		Host: b.h.Name,
+		Cmd:  RouteAddDefault(b.h, ns, gw).Cmd,
 		Do: func(io.Writer) error {
 			if err := b.on(); err != nil {
 				return err

@@ -38,7 +38,8 @@ func where(ns string) string {
 // existing bridge of that name is success; another kind of link is not.
 func BridgeAdd(h *host.Host, ns, name string) op.Op {
 	return op.Op{
-		Cmd: In(ns, "ip link add "+op.Quote(name)+" type bridge"),
+		Host: h.Name,
+		Cmd:  In(ns, "ip link add "+op.Quote(name)+" type bridge"),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
 				attrs := netlink.NewLinkAttrs()
@@ -64,7 +65,8 @@ func BridgeAdd(h *host.Host, ns, name string) op.Op {
 // own stack. An address on DEV would be unreachable from then on.
 func SetMaster(h *host.Host, ns, dev, bridge string) op.Op {
 	return op.Op{
-		Cmd: In(ns, fmt.Sprintf("ip link set %s master %s", op.Quote(dev), op.Quote(bridge))),
+		Host: h.Name,
+		Cmd:  In(ns, fmt.Sprintf("ip link set %s master %s", op.Quote(dev), op.Quote(bridge))),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
 				l, err := linkByName(hd, ns, dev)
@@ -93,7 +95,8 @@ func SetMaster(h *host.Host, ns, dev, bridge string) op.Op {
 // meets the host's own eth0. An existing pair is success.
 func VethAddInto(h *host.Host, ns, a, b, target string) op.Op {
 	return op.Op{
-		Cmd: In(ns, fmt.Sprintf("ip link add %s type veth peer name %s netns %s", op.Quote(a), op.Quote(b), op.Quote(target))),
+		Host: h.Name,
+		Cmd:  In(ns, fmt.Sprintf("ip link add %s type veth peer name %s netns %s", op.Quote(a), op.Quote(b), op.Quote(target))),
 		Do: func(io.Writer) error {
 			fd, err := netns.GetFromPath(h.NetnsPath(target))
 			if err != nil {
@@ -260,7 +263,8 @@ func (p BridgePort) Line() string {
 // up to a second for ports with carrier to get there.
 func BridgeLink(h *host.Host, ns string) op.Op {
 	return op.Op{
-		Cmd: In(ns, "bridge link"),
+		Host: h.Name,
+		Cmd:  In(ns, "bridge link"),
 		Do: func(out io.Writer) error {
 			ports, err := settledPorts(h, ns, time.Second)
 			if err != nil {
@@ -345,7 +349,8 @@ func VethHostEnd(h *host.Host, ns, dev string) (*netlink.LinkAttrs, error) {
 // and the container's veth with it, lives as long as a process is in it.
 func KillNetns(h *host.Host, name string) op.Op {
 	return op.Op{
-		Cmd: fmt.Sprintf("ip netns pids %s | xargs -r kill", op.Quote(name)),
+		Host: h.Name,
+		Cmd:  fmt.Sprintf("ip netns pids %s | xargs -r kill", op.Quote(name)),
 		Do: func(io.Writer) error {
 			if !h.HasNetns(name) {
 				return nil

@@ -16,7 +16,8 @@ import (
 // dockerd sets one on docker0 for that reason.
 func LinkSetAddress(h *host.Host, ns, dev, mac string) op.Op {
 	return op.Op{
-		Cmd: In(ns, fmt.Sprintf("ip link set %s address %s", op.Quote(dev), mac)),
+		Host: h.Name,
+		Cmd:  In(ns, fmt.Sprintf("ip link set %s address %s", op.Quote(dev), mac)),
 		Do: func(io.Writer) error {
 			hw, err := net.ParseMAC(mac)
 			if err != nil {

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +65,8 @@ func linkByName(hd *netlink.Handle, ns, name string) (netlink.Link, error) {
 // namespace. An existing namespace of that name is left as it is.
 func NetnsAdd(h *host.Host, name string) op.Op {
 	return op.Op{
-		Cmd: "ip netns add " + op.Quote(name),
+		Host: h.Name,
+		Cmd:  "ip netns add " + op.Quote(name),
 		Do: func(io.Writer) error {
 			if h.HasNetns(name) {
 				return nil
@@ -102,7 +102,8 @@ func NetnsAdd(h *host.Host, name string) op.Op {
 // namespace is success.
 func NetnsDel(h *host.Host, name string) op.Op {
 	return op.Op{
-		Cmd: "ip netns del " + op.Quote(name),
+		Host: h.Name,
+		Cmd:  "ip netns del " + op.Quote(name),
 		Do: func(io.Writer) error {
 			return nsx.InPlace(nsx.Paths{Mnt: h.Paths().Mnt}, func() error {
 				file := filepath.Join("/run/netns", name)
@@ -121,7 +122,8 @@ func NetnsDel(h *host.Host, name string) op.Op {
 // LinkUp is `ip link set DEV up`.
 func LinkUp(h *host.Host, ns, dev string) op.Op {
 	return op.Op{
-		Cmd: In(ns, "ip link set "+op.Quote(dev)+" up"),
+		Host: h.Name,
+		Cmd:  In(ns, "ip link set "+op.Quote(dev)+" up"),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
 				l, err := linkByName(hd, ns, dev)
@@ -240,7 +242,8 @@ func peerState(nsPath string, nsid, index int) (netlink.LinkOperState, uint32, e
 // both in ns. An existing pair is left as it is.
 func VethAdd(h *host.Host, ns, a, b string) op.Op {
 	return op.Op{
-		Cmd: In(ns, fmt.Sprintf("ip link add %s type veth peer name %s", op.Quote(a), op.Quote(b))),
+		Host: h.Name,
+		Cmd:  In(ns, fmt.Sprintf("ip link add %s type veth peer name %s", op.Quote(a), op.Quote(b))),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
 				// Always from NewLinkAttrs: a bare LinkAttrs{} asks for txqlen 0.
@@ -265,7 +268,8 @@ func VethAdd(h *host.Host, ns, a, b string) op.Op {
 // made with `ip netns add` on the same host. The device vanishes from ns.
 func LinkSetNetns(h *host.Host, ns, dev, target string) op.Op {
 	return op.Op{
-		Cmd: In(ns, fmt.Sprintf("ip link set %s netns %s", op.Quote(dev), op.Quote(target))),
+		Host: h.Name,
+		Cmd:  In(ns, fmt.Sprintf("ip link set %s netns %s", op.Quote(dev), op.Quote(target))),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
 				l, err := linkByName(hd, ns, dev)
@@ -291,7 +295,8 @@ func LinkSetNetns(h *host.Host, ns, dev, target string) op.Op {
 // An address already there is success.
 func AddrAdd(h *host.Host, ns, cidr, dev string) op.Op {
 	return op.Op{
-		Cmd: In(ns, fmt.Sprintf("ip addr add %s dev %s", cidr, op.Quote(dev))),
+		Host: h.Name,
+		Cmd:  In(ns, fmt.Sprintf("ip addr add %s dev %s", cidr, op.Quote(dev))),
 		Do: func(io.Writer) error {
 			addr, err := netlink.ParseAddr(cidr)
 			if err != nil {
@@ -314,30 +319,14 @@ func AddrAdd(h *host.Host, ns, cidr, dev string) op.Op {
 // RouteAddDefault is `ip route add default via GW`. The gateway must be
 // on-link (inside a connected subnet), or the kernel answers "Nexthop has
 // invalid gateway".
-func RouteAddDefault(h *host.Host, ns, gw string) op.Op {
-	return op.Op{
-		Cmd: In(ns, "ip route add default via "+gw),
-		Do: func(io.Writer) error {
-			ip := net.ParseIP(gw)
-			if ip == nil {
-				return fmt.Errorf("invalid gateway %q", gw)
-			}
-			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				err := hd.RouteAdd(&netlink.Route{Gw: ip})
-				if err != nil && !errors.Is(err, unix.EEXIST) {
-					return fmt.Errorf("failed to add default route via %s: %w", gw, err)
-				}
-				return nil
-			})
-		},
-	}
-}
+func RouteAddDefault(h *host.Host, ns, gw string) op.Op { return RouteAdd(h, ns, "default", gw, "") }
 
 // LinkDel is `ip link del DEV`. Deleting one end of a veth deletes both; a
 // missing device is success (it may have gone with its peer's namespace).
 func LinkDel(h *host.Host, ns, dev string) op.Op {
 	return op.Op{
-		Cmd: In(ns, "ip link del "+op.Quote(dev)),
+		Host: h.Name,
+		Cmd:  In(ns, "ip link del "+op.Quote(dev)),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
 				l, err := hd.LinkByName(dev)
@@ -382,7 +371,8 @@ const PingTimeout = time.Second
 // come.
 func Ping(h *host.Host, ns, dst string) op.Op {
 	return op.Op{
-		Cmd: In(ns, "ping -c 1 -W 1 "+dst),
+		Host: h.Name,
+		Cmd:  In(ns, "ping -c 1 -W 1 "+dst),
 		Do: func(out io.Writer) error {
 			r, err := ping.Ping(h.NetnsPath(ns), dst, PingTimeout, Watches(h)...)
 			if err != nil {
@@ -404,7 +394,8 @@ func Ping(h *host.Host, ns, dst string) op.Op {
 // namespace: /proc/sys/net shows the namespace of the thread that opens it.
 func Sysctl(h *host.Host, ns, key, value string) op.Op {
 	return op.Op{
-		Cmd: In(ns, fmt.Sprintf("sysctl -w %s=%s", key, value)),
+		Host: h.Name,
+		Cmd:  In(ns, fmt.Sprintf("sysctl -w %s=%s", key, value)),
 		Do: func(out io.Writer) error {
 			path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
 			err := nsx.InNetns(h.NetnsPath(ns), func() error {

@@ -217,7 +217,7 @@ func ShowAddr(h *host.Host, ns string) op.Op {
 	if ns != "" {
 		cmd = "ip netns exec " + op.Quote(ns) + " " + cmd
 	}
-	return op.Op{Cmd: cmd, Do: func(out io.Writer) error {
+	return op.Op{Host: h.Name, Cmd: cmd, Do: func(out io.Writer) error {
 		st, err := Read(h, ns)
 		if err != nil {
 			return err
@@ -236,7 +236,7 @@ func ShowRoute(h *host.Host, ns string) op.Op {
 	if ns != "" {
 		cmd = "ip netns exec " + op.Quote(ns) + " " + cmd
 	}
-	return op.Op{Cmd: cmd, Do: func(out io.Writer) error {
+	return op.Op{Host: h.Name, Cmd: cmd, Do: func(out io.Writer) error {
 		st, err := Read(h, ns)
 		if err != nil {
 			return err
@@ -250,7 +250,7 @@ func ShowRoute(h *host.Host, ns string) op.Op {
 
 // NetnsList is `ip netns list`.
 func NetnsList(h *host.Host) op.Op {
-	return op.Op{Cmd: "ip netns list", Do: func(out io.Writer) error {
+	return op.Op{Host: h.Name, Cmd: "ip netns list", Do: func(out io.Writer) error {
 		names, err := h.NetnsNames()
 		if err != nil {
 			return err

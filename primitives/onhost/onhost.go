@@ -30,7 +30,7 @@ func Do(h *host.Host, fn func() error) error {
 
 // Op is o performed on h: the same command, its Do inside h's namespaces.
 func Op(h *host.Host, o op.Op) op.Op {
-	return op.Op{Cmd: o.Cmd, Do: func(out io.Writer) error {
+	return op.Op{Host: h.Name, Cmd: o.Cmd, Do: func(out io.Writer) error {
 		return Do(h, func() error { return o.Do(out) })
 	}}
 }

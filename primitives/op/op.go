@@ -12,9 +12,15 @@ import (
 // Op is one command as typed on a host, and the real operation behind it.
 // Do writes to out what a person would see the command print (it may write
 // nothing); out is never nil.
+//
+// Host names the simulated host the command is typed on; the prompt, the
+// dry-run script and the transcript all take it from here. Empty means the
+// lesson's main host (cgroup files and the like, which are the machine's
+// and are typed in the main host's shell).
 type Op struct {
-	Cmd string
-	Do  func(out io.Writer) error
+	Host string
+	Cmd  string
+	Do   func(out io.Writer) error
 }
 
 // Quote returns s as one shell word, quoted only when it has to be.

@@ -60,26 +60,27 @@ const (
 	InternetAddr = "203.0.113.4"
 )
 
-// HostSpec is one host of a lesson: its name and LAN address.
+// HostSpec is one host of a lesson: its name and LAN addresses.
 type HostSpec struct {
 	Name string
-	Addr string // e.g. 10.0.0.81; empty for a host with no LAN (lo only)
+	Addr string // eth0's address, e.g. 10.0.0.81; empty: no LAN (lo only)
+	LAN  string // eth0's LAN; "" is the first
+	// More puts the host on further LANs, as eth1, eth2, ...
+	More []Attach
+	// Router hosts forward between their LANs (ip_forward=1); others do not.
+	Router bool
 }
 
-// Topology is what a lesson needs built.
+// Topology is what a lesson needs built: its hosts and the LANs they sit
+// on (see topology.go).
 type Topology struct {
 	Hosts []HostSpec
-}
-
-// Networked reports whether any host is on the LAN (then the gateway and
-// the internet host are built too).
-func (t Topology) Networked() bool {
-	for _, h := range t.Hosts {
-		if h.Addr != "" {
-			return true
-		}
-	}
-	return false
+	// LANs are the simulated segments; nil is the one LAN 10.0.0.0/24 of
+	// the documents, with the world's gateway at 10.0.0.254.
+	LANs []LAN
+	// NoInternet leaves out the internet host: the gateway then only
+	// switches the LANs (and routes between them through routers).
+	NoInternet bool
 }
 
 // World is a running set of simulated hosts.
@@ -119,6 +120,9 @@ func Create(lesson, id string, topo Topology, opt Options) (_ *World, err error)
 	if os.Geteuid() != 0 {
 		return nil, errors.New("simulated hosts need root: run with sudo")
 	}
+	if err := topo.Validate(); err != nil {
+		return nil, fmt.Errorf("lesson %s: %w", lesson, err)
+	}
 	w := &World{Lesson: lesson, ID: id, Spec: topo, cmds: map[int]*keeper{}}
 	if !opt.Kept {
 		w.Owner = os.Getpid()
@@ -142,9 +146,7 @@ func Create(lesson, id string, topo Topology, opt Options) (_ *World, err error)
 	for _, h := range topo.Hosts {
 		names = append(names, h.Name)
 	}
-	if topo.Networked() {
-		names = append(names, GatewayName, InternetName)
-	}
+	names = append(names, topo.infra()...)
 	for _, n := range names {
 		h, err := w.startKeeper(n, opt.Kept)
 		if err != nil {

@@ -47,7 +47,7 @@ func TestWorldLANAndTeardown(t *testing.T) {
 	needRoot(t)
 	before := rootState(t)
 	id := fmt.Sprintf("test-%d", os.Getpid())
-	w, err := Create("simhost-test", id, Topology{Hosts: []HostSpec{{"docker01", "10.0.0.81"}, {"docker02", "10.0.0.82"}}}, Options{})
+	w, err := Create("simhost-test", id, Topology{Hosts: []HostSpec{{Name: "docker01", Addr: "10.0.0.81"}, {Name: "docker02", Addr: "10.0.0.82"}}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
