@@ -4,50 +4,22 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/containers-underneath/lab/labs/cli"
 	"github.com/containers-underneath/lab/labs/engine"
 	"github.com/containers-underneath/lab/labs/labtest"
 	"github.com/containers-underneath/lab/primitives/host"
 	"github.com/containers-underneath/lab/primitives/httpd"
 	"github.com/containers-underneath/lab/primitives/iptables"
 	"github.com/containers-underneath/lab/primitives/netops"
-	"github.com/containers-underneath/lab/primitives/reexec"
 	"github.com/containers-underneath/lab/primitives/simhost"
 )
 
-// TestMain also lets this test binary be the `lab` that the scripts call
-// (`ip netns exec c1 lab tool httpd`, `lab bridge-nat shell --host ...`):
-// see labOnPath.
-func TestMain(m *testing.M) {
-	if filepath.Base(os.Args[0]) == "lab" {
-		reexec.Init()
-		cli.Main(os.Args)
-	}
-	labtest.Main(m)
-}
-
-// labOnPath puts a `lab` on PATH for the test: a symlink to the test
-// binary, which TestMain dispatches by argv[0].
-func labOnPath(t *testing.T) {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.Symlink(exe, filepath.Join(dir, "lab")); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
-}
+func TestMain(m *testing.M) { labtest.Main(m) }
 
 func needTools(t *testing.T) {
 	t.Helper()
@@ -72,7 +44,7 @@ func newWorld(t *testing.T) *simhost.World {
 
 func TestLessonLeavesMachineAsItWas(t *testing.T) {
 	needTools(t)
-	labOnPath(t)
+	labtest.LabOnPath(t)
 	// Everything iptables did happened in docker01's namespace: the
 	// machine's own rules are part of what must not change.
 	out := labtest.RunLeavesMachine(t, Lesson,
@@ -146,7 +118,7 @@ func TestDryRunScriptGivesTheLessonsState(t *testing.T) {
 			t.Skipf("the script uses %s: make setup installs it", tool)
 		}
 	}
-	labOnPath(t)
+	labtest.LabOnPath(t)
 	labtest.DryRunMatches(t, Lesson)
 }
 
@@ -156,7 +128,7 @@ func TestDryRunScriptGivesTheLessonsState(t *testing.T) {
 func TestRegradeFromRecord(t *testing.T) {
 	needTools(t)
 	labtest.Short(t)
-	labOnPath(t)
+	labtest.LabOnPath(t)
 	labtest.Regrade(t, Lesson, nil)
 	labtest.Regrade(t, Lesson, func(env *engine.Env) {
 		h := env.Main()
@@ -251,7 +223,7 @@ func TestCheckHintsForCommonMistakes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			labOnPath(t)
+			labtest.LabOnPath(t)
 			lines := slices.Clone(byHand)
 			if c.change.line != "" {
 				i := slices.Index(lines, c.change.line)

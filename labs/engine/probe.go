@@ -215,6 +215,14 @@ func PingItem(id, ns, dst, text string) Item {
 	}}
 }
 
+// OnHost is it, read on the named host of the world rather than the one
+// the check runs on: items of a two-host lesson say where they look.
+func OnHost(name string, it Item) Item {
+	eval := it.Eval
+	it.Eval = func(p *Probe) Verdict { return eval(p.On(name)) }
+	return it
+}
+
 func (p *Probe) local(dst string) bool {
 	ip := net.ParseIP(dst)
 	if ip == nil {

@@ -268,6 +268,9 @@ func machineProbe(l *Lesson) (*Env, *Probe, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil, Usagef("checking needs root to look into namespaces: run it with sudo")
 	}
+	if hosts := l.Topology.Names(); len(hosts) > 1 {
+		return nil, nil, Usagef("%s needs %d hosts (%s) and this machine is one: do it in 'sudo lab %s shell' (--host picks the host) and run 'sudo lab %s check'", l.Name, len(hosts), strings.Join(hosts, ", "), l.Name, l.Name)
+	}
 	env := MachineEnv(l)
 	return env, NewProbe(env, env.Main()), nil
 }

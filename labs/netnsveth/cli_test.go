@@ -1,17 +1,14 @@
 package netnsveth
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/containers-underneath/lab/labs/engine"
 	"github.com/containers-underneath/lab/labs/labtest"
@@ -112,86 +109,7 @@ func TestNotRoot(t *testing.T) {
 
 // Ctrl-C or SIGTERM at any step leaves nothing behind; so does SIGKILL,
 // once `clean` has run.
-func TestInterruptAtEveryStep(t *testing.T) {
-	labtest.NeedRoot(t)
-	labtest.Short(t)
-	before := labtest.MachineState(t)
-	steps := len(Lesson.Build(engine.Bind(Lesson, nil)).Steps) + 1
-	for k := 1; k <= steps; k++ {
-		sig := []syscall.Signal{syscall.SIGINT, syscall.SIGTERM}[k%2]
-		t.Run(fmt.Sprintf("step%d-%s", k, sig), func(t *testing.T) {
-			cmd := exec.Command(labtest.Binary(t), "netns-veth", "--no-color")
-			pipe, _ := cmd.StdoutPipe()
-			var errOut bytes.Buffer
-			cmd.Stderr = &errOut
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			sc := bufio.NewScanner(pipe)
-			marker := fmt.Sprintf("Step %d/%d", k, steps)
-			seen := false
-			for sc.Scan() {
-				if strings.HasPrefix(sc.Text(), marker) {
-					seen = true
-					cmd.Process.Signal(sig)
-					break
-				}
-			}
-			go func() {
-				for sc.Scan() {
-				}
-			}()
-			err := cmd.Wait()
-			if !seen {
-				t.Fatalf("never saw %q (exit %v): %s", marker, err, errOut.String())
-			}
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-				// The signal may land after the last check: then the run
-				// completes and cleans up normally.
-				if err != nil || k != steps {
-					t.Errorf("exit %v, want 130; stderr %s", err, errOut.String())
-				}
-			}
-			if ps := labtest.LabProcesses(); len(ps) > 0 {
-				t.Errorf("processes left: %v", ps)
-			}
-			if ids, _ := simhost.List(Lesson.Name); len(ids[Lesson.Name]) > 0 {
-				t.Errorf("worlds left: %v", ids)
-			}
-		})
-	}
-	t.Run("SIGKILL-then-clean", func(t *testing.T) {
-		cmd := exec.Command(labtest.Binary(t), "netns-veth", "--no-color")
-		pipe, _ := cmd.StdoutPipe()
-		cmd.Start()
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "Step 5/") {
-				cmd.Process.Kill()
-				break
-			}
-		}
-		cmd.Wait()
-		// PR_SET_PDEATHSIG took the hosts down with the lab.
-		deadline := time.Now().Add(5 * time.Second)
-		for len(labtest.LabProcesses()) > 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if ps := labtest.LabProcesses(); len(ps) > 0 {
-			t.Errorf("hosts outlived a killed lab: %v", ps)
-		}
-		if out, _, code := lab(t, "netns-veth", "clean"); code != 0 || !strings.Contains(out, "removed run-") {
-			t.Errorf("clean after SIGKILL: exit %d %q", code, out)
-		}
-		if ids, _ := simhost.List(Lesson.Name); len(ids[Lesson.Name]) > 0 {
-			t.Errorf("worlds left after clean: %v", ids)
-		}
-	})
-	if after := labtest.MachineState(t); after != before {
-		t.Errorf("the machine changed:\n%s", labtest.Diff(before, after))
-	}
-}
+func TestInterruptAtEveryStep(t *testing.T) { labtest.InterruptAtEveryStep(t, Lesson, 5) }
 
 // The shell, check and clean leave the machine as it was; check --json
 // and exit codes say the same as the text.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containers-underneath/lab/primitives/host"
 	"github.com/containers-underneath/lab/primitives/simhost/simtest"
 
 	"github.com/containers-underneath/lab/primitives/iptables"
@@ -21,10 +22,11 @@ import (
 func TestMain(m *testing.M) { simtest.Main(m) }
 
 func TestCommands(t *testing.T) {
-	if got := Start(nil, "c1", ":80", "").Cmd; got != "ip netns exec c1 lab tool httpd --listen :80 --detach" {
+	ph := &host.Host{Name: "docker01", Pid: -1} // printed commands only
+	if got := Start(ph, "c1", ":80", "").Cmd; got != "ip netns exec c1 lab tool httpd --listen :80 --detach" {
 		t.Errorf("start: %s", got)
 	}
-	if got := Get(nil, "", "http://10.0.0.81:8000/", time.Second).Cmd; got != "curl -sS -m 1 http://10.0.0.81:8000/" {
+	if got := Get(ph, "", "http://10.0.0.81:8000/", time.Second).Cmd; got != "curl -sS -m 1 http://10.0.0.81:8000/" {
 		t.Errorf("get: %s", got)
 	}
 	if got := Banner(":80"); got != "lab-httpd: serving HTTP on 0.0.0.0:80" {

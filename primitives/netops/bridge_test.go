@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containers-underneath/lab/primitives/host"
 	"github.com/containers-underneath/lab/primitives/simhost/simtest"
 
 	"github.com/containers-underneath/lab/primitives/netops"
@@ -35,12 +36,13 @@ func world(t *testing.T) *simhost.World {
 }
 
 func TestCommands(t *testing.T) {
+	ph := &host.Host{Name: "docker01", Pid: -1} // printed commands only
 	for got, want := range map[string]string{
-		netops.BridgeAdd(nil, "", "docker0").Cmd:                     "ip link add docker0 type bridge",
-		netops.SetMaster(nil, "", "vethfe02329", "docker0").Cmd:      "ip link set vethfe02329 master docker0",
-		netops.VethAddInto(nil, "", "vethfe02329", "eth0", "c1").Cmd: "ip link add vethfe02329 type veth peer name eth0 netns c1",
-		netops.BridgeLink(nil, "").Cmd:                               "bridge link",
-		netops.KillNetns(nil, "c1").Cmd:                              "ip netns pids c1 | xargs -r kill",
+		netops.BridgeAdd(ph, "", "docker0").Cmd:                     "ip link add docker0 type bridge",
+		netops.SetMaster(ph, "", "vethfe02329", "docker0").Cmd:      "ip link set vethfe02329 master docker0",
+		netops.VethAddInto(ph, "", "vethfe02329", "eth0", "c1").Cmd: "ip link add vethfe02329 type veth peer name eth0 netns c1",
+		netops.BridgeLink(ph, "").Cmd:                               "bridge link",
+		netops.KillNetns(ph, "c1").Cmd:                              "ip netns pids c1 | xargs -r kill",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)

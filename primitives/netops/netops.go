@@ -49,11 +49,7 @@ func linkByName(hd *netlink.Handle, ns, name string) (netlink.Link, error) {
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			where := "on the host"
-			if ns != "" {
-				where = "in " + ns
-			}
-			return nil, fmt.Errorf("device %q does not exist %s", name, where)
+			return nil, fmt.Errorf("device %q does not exist %s", name, where(ns))
 		}
 		return nil, fmt.Errorf("failed to look up %q: %w", name, err)
 	}

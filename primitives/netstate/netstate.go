@@ -25,6 +25,13 @@ type Link struct {
 	State  string // UP, DOWN, NO-CARRIER
 	Master string
 	Addrs  []string // IPv4 CIDRs, sorted
+	Index  int      `json:",omitempty"` // the ifindex: for matching a child's Parent, never rendered
+	// Mode is a macvlan's mode (bridge, private, vepa, ...).
+	Mode string `json:",omitempty"`
+	// Parent is the ifindex of a macvlan's or vlan's lower link;
+	// ParentAway says it is in another namespace (the child was moved).
+	Parent     int  `json:",omitempty"`
+	ParentAway bool `json:",omitempty"`
 }
 
 // NS is the state of one network namespace.
@@ -86,9 +93,13 @@ func Read(h *host.Host, ns string) (*NS, error) {
 	st := &NS{Name: ns}
 	for _, l := range links {
 		a := l.Attrs()
-		lk := Link{Name: a.Name, Kind: l.Type(), State: state(a)}
+		lk := Link{Name: a.Name, Kind: l.Type(), State: state(a), Index: a.Index}
 		if a.MasterIndex != 0 {
 			lk.Master = names[a.MasterIndex]
+		}
+		if mv, ok := l.(*netlink.Macvlan); ok {
+			lk.Mode = macvlanMode(mv.Mode)
+			lk.Parent, lk.ParentAway = a.ParentIndex, a.NetNsID >= 0
 		}
 		addrs, err := retry(func() ([]netlink.Addr, error) { return hd.AddrList(l, unix.AF_INET) })
 		if err != nil {
@@ -174,6 +185,9 @@ func (n *NS) Brief(w io.Writer) {
 		if l.Master != "" {
 			extra = " master " + l.Master
 		}
+		if l.Mode != "" {
+			extra += " mode " + l.Mode
+		}
 		line := fmt.Sprintf("%-16s %-10s %-8s %s%s", l.Name, l.Kind, l.State, addrs, extra)
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
@@ -257,6 +271,119 @@ func NetnsList(h *host.Host) op.Op {
 		}
 		for _, n := range names {
 			fmt.Fprintln(out, n)
+		}
+		return nil
+	}}
+}
+
+func macvlanMode(m netlink.MacvlanMode) string {
+	return map[netlink.MacvlanMode]string{
+		netlink.MACVLAN_MODE_PRIVATE: "private", netlink.MACVLAN_MODE_VEPA: "vepa",
+		netlink.MACVLAN_MODE_BRIDGE: "bridge", netlink.MACVLAN_MODE_PASSTHRU: "passthru",
+		netlink.MACVLAN_MODE_SOURCE: "source",
+	}[m]
+}
+
+// ShowNeigh is `ip neigh show [DST]` (in ns): the neighbour (ARP) table,
+// where a destination the kernel asked for and never heard from stays
+// INCOMPLETE, then FAILED.
+func ShowNeigh(h *host.Host, ns, dst string) op.Op {
+	cmd := strings.TrimSpace("ip neigh show " + dst)
+	if ns != "" {
+		cmd = "ip netns exec " + op.Quote(ns) + " " + cmd
+	}
+	return op.Op{Host: h.Name, Cmd: cmd, Do: func(out io.Writer) error {
+		lines, err := Neigh(h, ns)
+		if err != nil {
+			return err
+		}
+		for _, l := range lines {
+			if dst == "" || strings.HasPrefix(l, dst+" ") {
+				fmt.Fprintln(out, l)
+			}
+		}
+		return nil
+	}}
+}
+
+// Neigh reads the IPv4 neighbour table of ns as `ip neigh` prints it:
+// "172.29.0.254 dev eth0 INCOMPLETE", "10.0.0.82 dev eth0 lladdr MAC REACHABLE".
+func Neigh(h *host.Host, ns string) ([]string, error) {
+	hd, err := h.Handle(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer hd.Close()
+	links, err := retry(hd.LinkList)
+	if err != nil {
+		return nil, err
+	}
+	names := map[int]string{}
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	ns4, err := retry(func() ([]netlink.Neigh, error) { return hd.NeighList(0, unix.AF_INET) })
+	if err != nil {
+		return nil, fmt.Errorf("failed to list neighbours: %w", err)
+	}
+	var out []string
+	for _, n := range ns4 {
+		if n.State&(netlink.NUD_NOARP|netlink.NUD_NONE) != 0 && n.State&netlink.NUD_PERMANENT == 0 {
+			continue
+		}
+		line := fmt.Sprintf("%s dev %s", n.IP, names[n.LinkIndex])
+		if len(n.HardwareAddr) > 0 {
+			line += " lladdr " + n.HardwareAddr.String()
+		}
+		out = append(out, line+" "+neighState(n.State))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func neighState(s int) string {
+	for _, st := range []struct {
+		bit  int
+		name string
+	}{{netlink.NUD_INCOMPLETE, "INCOMPLETE"}, {netlink.NUD_REACHABLE, "REACHABLE"}, {netlink.NUD_STALE, "STALE"},
+		{netlink.NUD_DELAY, "DELAY"}, {netlink.NUD_PROBE, "PROBE"}, {netlink.NUD_FAILED, "FAILED"}, {netlink.NUD_PERMANENT, "PERMANENT"}} {
+		if s&st.bit != 0 {
+			return st.name
+		}
+	}
+	return "NONE"
+}
+
+// ShowLinksOfKind is `ip -br link show type KIND`: the links of one kind,
+// each as NAME@PARENT when its parent is in the same namespace.
+func ShowLinksOfKind(h *host.Host, ns, kind string) op.Op {
+	cmd := "ip -br link show type " + kind
+	if ns != "" {
+		cmd = "ip netns exec " + op.Quote(ns) + " " + cmd
+	}
+	return op.Op{Host: h.Name, Cmd: cmd, Do: func(out io.Writer) error {
+		st, err := Read(h, ns)
+		if err != nil {
+			return err
+		}
+		byIndex := map[int]string{}
+		if hd, err := h.Handle(ns); err == nil {
+			if ls, err := hd.LinkList(); err == nil {
+				for _, l := range ls {
+					byIndex[l.Attrs().Index] = l.Attrs().Name
+				}
+			}
+			hd.Close()
+		}
+		for _, l := range st.Links {
+			if l.Kind != kind {
+				continue
+			}
+			name := l.Name
+			if p, ok := byIndex[l.Parent]; ok && !l.ParentAway {
+				name += "@" + p
+			}
+			fmt.Fprintln(out, strings.TrimRight(fmt.Sprintf("%-16s %-12s %s", name, l.State, l.Mode), " "))
 		}
 		return nil
 	}}
