@@ -286,7 +286,7 @@ func EnterPause(in io.Reader, out io.Writer) func(ctx context.Context, next stri
 
 // NextSteps says what to do after a run: the same by hand, graded.
 func NextSteps(l *Lesson) string {
-	return fmt.Sprintf("Next: do it yourself in 'sudo lab %[1]s shell' (the commands above, or the document's), then 'sudo lab %[1]s check' grades it; 'sudo lab %[1]s --step' replays this run one step at a time.", l.Name)
+	return fmt.Sprintf("Next: type it yourself in 'sudo lab %[1]s shell' (the commands above, or the document's), then 'sudo lab %[1]s check' grades it; 'sudo lab %[1]s --step' runs the lesson again, pausing before each step.", l.Name)
 }
 
 // wrap folds text at width, each line indented.
