@@ -1,6 +1,7 @@
 package cgroupcpu
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -92,19 +93,28 @@ type Measured struct {
 // fresh write's extra quota pass (see sampleGroup), then checkWindow.
 func measure(p *engine.Probe, f Facts) (Measured, error) {
 	return engine.ObserveJSON(p, "cgroup-cpu measured", func() (Measured, error) {
+		in := listen()
+		defer in.stop()
 		if f.Limit != nil && f.Limit.Quota != cgroup.Unlimited {
-			pause(min(2*time.Duration(f.Limit.Period)*time.Microsecond, time.Second))
+			in.wait(min(2*time.Duration(f.Limit.Period)*time.Microsecond, time.Second))
 		}
 		var use float64
+		var cut bool
 		var err error
 		if f.Paths.Version == 1 {
-			use, err = sampleThreads(f.IDs, checkWindow)
+			use, cut, err = in.sampleThreads(f.IDs, checkWindow)
 		} else {
-			use, _, err = sampleProcs(f.IDs, checkWindow)
+			use, cut, err = in.sampleProcs(f.IDs, checkWindow)
+		}
+		if err == nil && cut {
+			err = errCut
 		}
 		return Measured{Percent: use, Window: checkWindow}, err
 	})
 }
+
+// errCut is a measurement Ctrl-C ended before its window was up.
+var errCut = errors.New("the measurement was interrupted (Ctrl-C)")
 
 // items are the graded self-check of the lesson's end state (cap 20%,
 // memory 300 MiB with swap equal). Each failure names its cause and the

@@ -215,20 +215,44 @@ func waitGone(pids []int, d time.Duration) error {
 	return nil
 }
 
-// pause sleeps for d, cut short by SIGINT or SIGTERM so a Ctrl-C during a
-// measuring window is not left waiting; it reports whether it was cut.
-func pause(d time.Duration) bool {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
+// interrupt listens for Ctrl-C (SIGINT, SIGTERM) over a whole measurement:
+// one that lands between two of its waits, or while a file is read, still
+// cuts the next wait at once, so the measurement ends within milliseconds
+// of the key, not a window later.
+type interrupt struct {
+	sig chan os.Signal
+	cut bool
+}
+
+func listen() *interrupt {
+	in := &interrupt{sig: make(chan os.Signal, 1)}
+	signal.Notify(in.sig, os.Interrupt, syscall.SIGTERM)
+	return in
+}
+
+func (in *interrupt) stop() { signal.Stop(in.sig) }
+
+// wait sleeps for d, cut short by the signal; it reports whether the
+// measurement has been cut (by now or earlier).
+func (in *interrupt) wait(d time.Duration) bool {
+	if in.cut {
+		return true
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return false
-	case <-sig:
-		return true
+	case <-in.sig:
+		in.cut = true
 	}
+	return in.cut
+}
+
+// pause is one wait with its own listener.
+func pause(d time.Duration) bool {
+	in := listen()
+	defer in.stop()
+	return in.wait(d)
 }
 
 // sampleGroup is the group's CPU use over window as percent of one CPU,
@@ -239,7 +263,9 @@ func pause(d time.Duration) bool {
 // so the period of a write may give one quota extra (+1 point over 3 s at
 // 30%).
 func sampleGroup(g cgroup.Group, window time.Duration) (pct float64, cut bool, err error) {
-	if pause(settleTime(g)) {
+	in := listen()
+	defer in.stop()
+	if in.wait(settleTime(g)) {
 		return 0, true, nil
 	}
 	u0, err := g.CPUUsage()
@@ -247,7 +273,7 @@ func sampleGroup(g cgroup.Group, window time.Duration) (pct float64, cut bool, e
 		return 0, false, err
 	}
 	t0 := time.Now()
-	cut = pause(window)
+	cut = in.wait(window)
 	u1, err := g.CPUUsage()
 	if err != nil {
 		return 0, cut, err
@@ -269,12 +295,18 @@ func settleTime(g cgroup.Group) time.Duration {
 // without a group around it. Processes that exit meanwhile count for what
 // they used before.
 func sampleProcs(pids []int, window time.Duration) (pct float64, cut bool, err error) {
+	in := listen()
+	defer in.stop()
+	return in.sampleProcs(pids, window)
+}
+
+func (in *interrupt) sampleProcs(pids []int, window time.Duration) (pct float64, cut bool, err error) {
 	c0, err := procsCPU(pids, nil)
 	if err != nil {
 		return 0, false, err
 	}
 	t0 := time.Now()
-	cut = pause(window)
+	cut = in.wait(window)
 	c1, _ := procsCPU(pids, c0)
 	var used time.Duration
 	for pid, t := range c1 {
@@ -325,20 +357,20 @@ func runTime(ids []int, glob string, before map[int]time.Duration) (map[int]time
 
 // sampleThreads is sampleProcs for single threads (the ids of a v1 tasks
 // file): only what is in the group, not the rest of its processes.
-func sampleThreads(tids []int, window time.Duration) (float64, error) {
+func (in *interrupt) sampleThreads(tids []int, window time.Duration) (pct float64, cut bool, err error) {
 	const glob = "/proc/%d/task/%d/schedstat"
 	c0, err := runTime(tids, glob, nil)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	t0 := time.Now()
-	pause(window)
+	cut = in.wait(window)
 	c1, _ := runTime(tids, glob, c0)
 	var used time.Duration
 	for id, t := range c1 {
 		used += t - c0[id]
 	}
-	return percent(used, time.Since(t0)), nil
+	return percent(used, time.Since(t0)), cut, nil
 }
 
 func percent(used, wall time.Duration) float64 {

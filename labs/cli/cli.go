@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/containers-underneath/lab/labs/engine"
@@ -76,7 +78,10 @@ func LessonMain(name string, args []string) {
 
 func run(a *cli.App, args []string) int {
 	a.ExitErrHandler = func(*cli.Context, error) {}
-	err := a.Run(args)
+	a.Version = engine.Version()
+	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintln(c.App.Writer, c.App.Version) }
+	prepare(a)
+	err := a.Run(reorder(a, args))
 	if err == nil {
 		return 0
 	}
@@ -91,6 +96,9 @@ func run(a *cli.App, args []string) int {
 			fmt.Fprintf(os.Stderr, "%s: %s\n", a.Name, msg)
 		}
 		return ec.ExitCode()
+	case errors.Is(err, engine.Quit):
+		fmt.Fprintf(os.Stderr, "%s: stopped; everything the lesson made has been removed\n", a.Name)
+		return 130
 	case errors.Is(err, engine.Interrupted):
 		fmt.Fprintf(os.Stderr, "%s: interrupted; everything the lesson made has been removed\n", a.Name)
 		return 130
@@ -157,10 +165,29 @@ func langs(l *engine.Lesson) []string {
 	return out
 }
 
-// signalContext ends on Ctrl-C or SIGTERM, so a lesson stops between two
-// commands and cleans up.
+// signalContext ends on Ctrl-C, SIGTERM, SIGHUP or SIGPIPE, so a lesson
+// stops between two commands and cleans up. Asking for SIGPIPE is also what
+// keeps the Go runtime from dying of it: a write to a closed pipe then fails
+// with EPIPE, which stdout turns into a Ctrl-C (see closedPipeIsCtrlC).
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+}
+
+// closedPipeIsCtrlC is stdout for a lesson run. When the reader goes away
+// (`lab netns-veth | head -3`, or q in less) the next write fails, and the
+// lab sends itself SIGINT: the one interrupt path, the same as Ctrl-C, stops
+// the lesson (a measurement waiting on SIGINT too) and removes its world.
+type closedPipeIsCtrlC struct {
+	w    io.Writer
+	once sync.Once
+}
+
+func (c *closedPipeIsCtrlC) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.once.Do(func() { syscall.Kill(os.Getpid(), syscall.SIGINT) })
+	}
+	return n, err
 }
 
 func noArgs(c *cli.Context) error {
@@ -178,7 +205,7 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 		HideHelpCommand: true,
 		OnUsageError:    usageError,
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "step", Usage: "pause before each step (Enter goes on)"},
+			&cli.BoolFlag{Name: "step", Usage: "pause before each step (Enter goes on, q quits)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the lesson as a bash script; touch nothing"},
 			&cli.StringFlag{Name: "lang", Usage: "narration language: en, " + strings.Join(langs(l), ", ") + " (default from LAB_LANG or LANG)"},
 			noColorFlag,
@@ -197,11 +224,20 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			o := engine.Options{Out: os.Stdout, Style: style(c)}
-			if c.Bool("step") && isatty.IsTerminal(os.Stdin.Fd()) {
-				o.Pause = engine.EnterPause(os.Stdin, os.Stdout)
+			out := &closedPipeIsCtrlC{w: os.Stdout}
+			o := engine.Options{Out: out, Style: style(c)}
+			if c.Bool("step") {
+				if isatty.IsTerminal(os.Stdin.Fd()) {
+					o.Pause = engine.EnterPause(os.Stdin, out)
+				} else {
+					fmt.Fprintf(os.Stderr, "lab %s: --step pauses only with a terminal on stdin; running every step without pausing\n", l.Name)
+				}
 			}
 			err := engine.Run(ctx, l, o)
+			if err != nil && ctx.Err() != nil && !errors.Is(err, engine.Interrupted) {
+				// A check cut short by Ctrl-C fails; the run was interrupted.
+				return engine.Interrupted
+			}
 			var se *engine.StepError
 			if errors.As(err, &se) {
 				return cli.Exit(se.Error(), exitFail)

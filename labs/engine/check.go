@@ -61,7 +61,7 @@ func Grade(s *Script, p *Probe) *Report {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = Evaluate(it, p)
+			results[i] = p.Env.onMachine(Evaluate(it, p))
 		}()
 	}
 	wg.Wait()

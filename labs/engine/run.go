@@ -64,6 +64,7 @@ func Run(ctx context.Context, l *Lesson, o Options) (err error) {
 			err = fmt.Errorf("failed to remove the simulated hosts: %w", derr)
 		}
 		fmt.Fprintf(o.Out, "\n%s\n", o.Style.Dim("Removed the simulated hosts ("+hostNames(w)+") and everything in them."))
+		fmt.Fprintln(o.Out, NextSteps(l))
 	}()
 	env := l.bind(w)
 	s := l.Build(env)
@@ -286,23 +287,41 @@ func finalCheck(o Options, env *Env, s *Script) error {
 // Prompt is the prompt of the documents: [root@docker01 ~]#
 func Prompt(hostName string) string { return "[root@" + hostName + " ~]#" }
 
-// EnterPause is the --step pause: wait for Enter on in.
+// Quit is what the --step pause returns when the student types q: the
+// lesson stops and removes what it made, as after Ctrl-C.
+var Quit = fmt.Errorf("quit at the --step pause: %w", Interrupted)
+
+// EnterPause is the --step pause: Enter goes on, q (then Enter) quits.
 func EnterPause(in io.Reader, out io.Writer) func(ctx context.Context, next string) error {
 	r := bufio.NewReader(in)
 	return func(ctx context.Context, next string) error {
-		fmt.Fprintf(out, "\n-- Enter: %s · Ctrl-C ends and cleans up --", next)
+		fmt.Fprintf(out, "\n-- Enter: %s · q quits · Ctrl-C ends and cleans up --", next)
 		done := make(chan error, 1)
-		go func() { _, err := r.ReadString('\n'); done <- err }()
+		go func() {
+			line, err := r.ReadString('\n')
+			if err == nil && strings.EqualFold(strings.TrimSpace(line), "q") {
+				err = Quit
+			}
+			done <- err
+		}()
 		select {
 		case <-ctx.Done():
 			return Interrupted
 		case err := <-done:
+			if errors.Is(err, Quit) {
+				return Quit
+			}
 			if err != nil {
 				return Interrupted
 			}
 			return nil
 		}
 	}
+}
+
+// NextSteps says what to do after a run: the same by hand, graded.
+func NextSteps(l *Lesson) string {
+	return fmt.Sprintf("Next: type it yourself in 'sudo lab %[1]s shell' (the commands above, or the document's), then 'sudo lab %[1]s check' grades it; 'sudo lab %[1]s --step' runs the lesson again, pausing before each step.", l.Name)
 }
 
 // wrap folds text at width, each line indented.

@@ -96,10 +96,7 @@ func Exec(h *host.Host, argv, env []string, stdin io.Reader, stdout, stderr io.W
 	}
 	cmd := exec.Command(path, argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-	cmd.Dir = "/root"
-	if _, err := os.Stat("/root"); err != nil {
-		cmd.Dir = "/"
-	}
+	cmd.Dir = workingDir(h)
 	cmd.Env = env
 	// Started from a thread inside the host: the child inherits its
 	// network, mount and UTS namespaces.
@@ -116,6 +113,23 @@ func Exec(h *host.Host, argv, env []string, stdin io.Reader, stdout, stderr io.W
 		return ee.ExitCode(), nil
 	}
 	return 0, err
+}
+
+// workingDir is where a command on h starts: the caller's directory when
+// it exists in the host's mount namespace (`lab X shell -- bash X.sh` then
+// finds X.sh wherever it was written), else /root, else /. The host's own
+// files are read through /proc/PID/root.
+func workingDir(h *host.Host) string {
+	var dirs []string
+	if wd, err := os.Getwd(); err == nil {
+		dirs = append(dirs, wd)
+	}
+	for _, d := range append(dirs, "/root") {
+		if fi, err := os.Stat(h.Path(d)); err == nil && fi.IsDir() {
+			return d
+		}
+	}
+	return "/"
 }
 
 func hostList(w *simhost.World) string {
@@ -150,8 +164,9 @@ HISTFILESIZE=10000
 HISTTIMEFORMAT='%%F %%T '
 shopt -s histappend
 PROMPT_COMMAND='history -a'
-echo "lab %[1]s: you are root on the simulated host %[2]s. Type the lesson's commands;"
-echo "'exit' leaves (the host stays), 'lab %[1]s check' grades, 'lab %[1]s clean' removes it."
+echo "lab %[1]s: you are root on the simulated host %[2]s. Type the lesson's commands"
+echo "(the document's, or those 'lab %[1]s' prints; 'lab %[1]s --step' shows them one step at a time)."
+echo "Then 'exit' (the host stays) and 'sudo lab %[1]s check' grades it; 'sudo lab %[1]s clean' removes it."
 `, l.Name, hostName, history)
 }
 
