@@ -606,7 +606,13 @@ func publishAllItem() engine.Item {
 			}
 			return engine.Miss(fmt.Sprintf("`%s` is never reached from outside", l.Text), "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j %s", l.Chain)
 		}
+		// Docker's chain where there is one; a network made otherwise (CNI's
+		// portmap keeps its own chains) gets a rule PREROUTING reaches.
+		chain := "PREROUTING"
+		if nat.HasChain("DOCKER") {
+			chain = "DOCKER"
+		}
 		return engine.Miss(fmt.Sprintf("no DNAT to %s from a port in %d-%d", Target, lo, hi),
-			`HOSTPORT=$(lab tool free-port) && %s`, dnatCmd("DOCKER", `"$HOSTPORT"`))
+			`HOSTPORT=$(lab tool free-port) && %s`, dnatCmd(chain, `"$HOSTPORT"`))
 	}}
 }

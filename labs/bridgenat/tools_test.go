@@ -213,3 +213,51 @@ func TestBrctlAndIfconfigGradeTheSame(t *testing.T) {
 	r, _ := checkShell(t)
 	passesInFull(t, r)
 }
+
+// A server that listens on c1's loopback only is found, and said to be
+// unreachable at 172.17.0.2; the request from outside fails in one line.
+func TestServerOnLoopbackOnly(t *testing.T) {
+	needTools(t)
+	labtest.Short(t)
+	needCommands(t, "busybox")
+	labOnPath(t)
+	labtest.ShellRun(t, Lesson, "set -e\n"+strings.Join(withServer("ip netns exec c1 busybox httpd -p 127.0.0.1:80 -h /usr/share"), "\n"))
+	_, byID := checkShell(t)
+	if h := byID["httpd"]; h.OK || h.Found != "c1 listens on port 80 only at 127.0.0.1: a connection to 172.17.0.2 finds nobody" {
+		t.Errorf("httpd item: %+v", h)
+	}
+	if h := byID["http"]; h.OK || !strings.Contains(h.Found, "Connection refused") || strings.Contains(h.Found, "\n") {
+		t.Errorf("http item: %+v", h)
+	}
+	labtest.Passing(t, byID, "dnat", "fwd", "publishall", "outputjump")
+}
+
+// Without the -P mapping, a network made with the CNI plugins (no DOCKER
+// chain) is told a rule that PREROUTING reaches.
+func TestCNIWithoutPublishAllHint(t *testing.T) {
+	needTools(t)
+	labtest.Short(t)
+	if _, err := exec.LookPath("/usr/lib/cni/portmap"); err != nil {
+		t.Skip("make setup installs containernetworking-plugins")
+	}
+	labOnPath(t)
+	script := strings.Replace(cniScript, `,
+                                    {"hostPort": %s, "containerPort": 80, "protocol": "tcp"}`, "", 1)
+	script = strings.Replace(script, `"$HOSTPORT" "$c1_result"`, `"$c1_result"`, 1)
+	labtest.ShellRun(t, Lesson, script)
+	_, byID := checkShell(t)
+	p := byID["publishall"]
+	want := `HOSTPORT=$(lab tool free-port) && iptables -t nat -A PREROUTING ! -i docker0 -p tcp --dport "$HOSTPORT" -j DNAT --to-destination 172.17.0.2:80`
+	if p.OK || p.Hint != want {
+		t.Fatalf("publishall: %+v", p)
+	}
+	labtest.Passing(t, byID, "dnat", "http", "outputjump", "masq")
+	// The hint, typed, passes the item.
+	var out bytes.Buffer
+	if code, err := engine.Shell(Lesson, "", []string{"bash", "-c", p.Hint}, nil, &out, &out); err != nil || code != 0 {
+		t.Fatalf("hint: %v %d\n%s", err, code, out.String())
+	}
+	if _, byID := checkShell(t); !byID["publishall"].OK {
+		t.Errorf("publishall after its hint: %+v", byID["publishall"])
+	}
+}
