@@ -56,10 +56,11 @@ func withServer(server ...string) []string {
 	return slices.Concat(lines[:i], server, lines[i+1:])
 }
 
-// waitListen waits until something listens on port 80 in ns: a server
-// started in the background takes a moment.
+// waitListen waits, up to 20 s, until something listens on port 80 in ns:
+// a server started in the background takes a moment (python3, seconds on a
+// busy machine).
 func waitListen(ns string) string {
-	return "for i in $(seq 100); do ip netns exec " + ns + " ss -Hltn 'sport = :80' | grep -q . && break; sleep 0.05; done"
+	return "for i in $(seq 400); do ip netns exec " + ns + " ss -Hltn 'sport = :80' | grep -q . && break; sleep 0.05; done"
 }
 
 // Any web server a student would start in c1 does: the check finds the
