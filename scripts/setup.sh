@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the lessons and their tests use, only if it is missing:
 # iproute2 (ip, bridge), iputils-ping, iptables, conntrack, util-linux
-# (unshare, nsenter), kmod (modprobe, lsmod), procps (sysctl), curl.
+# (unshare, nsenter), kmod (modprobe, lsmod), procps (sysctl), curl; the
+# documents' older tools, brctl (bridge-utils) and ifconfig/route
+# (net-tools); and what the tests build the same network with to show it
+# grades the same: the CNI plugins (bridge, host-local, portmap) and
+# busybox (httpd, nc) as a student's own web server.
 set -euo pipefail
 
 need=()
@@ -16,6 +20,10 @@ want nsenter util-linux
 want modprobe kmod
 want sysctl procps
 want curl curl
+want brctl bridge-utils
+want ifconfig net-tools
+want busybox busybox
+[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/portmap ] || need+=(containernetworking-plugins)
 
 # Go itself: Debian's golang-go is older than the 1.26 go.mod asks for, and
 # an old go cannot fetch a newer toolchain, so say what to do instead.

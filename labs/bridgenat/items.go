@@ -1,10 +1,9 @@
 package bridgenat
 
 import (
-	"bufio"
 	"fmt"
 	"net"
-	"os"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"github.com/containers-underneath/lab/primitives/httpd"
 	"github.com/containers-underneath/lab/primitives/iptables"
 	"github.com/containers-underneath/lab/primitives/netops"
-	"github.com/containers-underneath/lab/primitives/nsx"
 	"github.com/containers-underneath/lab/primitives/simhost"
 	"golang.org/x/sys/unix"
 )
@@ -343,48 +341,46 @@ func outboundItem() engine.Item {
 	}}
 }
 
-// listens reports whether a TCP socket listens on port in the namespace at
-// nsPath: /proc/net/tcp shows the namespace of the thread that reads it.
-func listens(nsPath string, port int) (bool, error) {
-	found := false
-	err := nsx.InNetns(nsPath, func() error {
-		f, err := os.Open("/proc/thread-self/net/tcp")
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fs := strings.Fields(sc.Text())
-			if len(fs) < 4 || fs[3] != "0A" { // 0A: LISTEN
-				continue
-			}
-			_, hexPort, _ := strings.Cut(fs[1], ":")
-			if n, err := strconv.ParseInt(hexPort, 16, 32); err == nil && int(n) == port {
-				found = true
-			}
-		}
-		return sc.Err()
-	})
-	return found, err
-}
-
+// httpdItem: something listens on port 80 in c1 where a connection to
+// 172.17.0.2 finds it, whatever the server (the lab's, python3 -m
+// http.server on [::], busybox httpd, nc): read from the kernel's socket
+// table, not asked of the server.
 func httpdItem() engine.Item {
 	return engine.Item{ID: "httpd", Text: "a web server listens on port 80 in c1", Eval: func(p *engine.Probe) engine.Verdict {
 		if !p.HasNetns(C1.Name) {
 			return engine.Miss("c1 does not exist", "ip netns add %s", C1.Name)
 		}
-		v, err := p.Observe("tcp listen c1 :80", func() (string, error) {
-			ok, err := listens(p.Host.NetnsPath(C1.Name), 80)
-			return strconv.FormatBool(ok), err
+		// A server that takes one connection at a time (an nc loop)
+		// listens again a few milliseconds after each: the http item's
+		// request, made at the same moment, must not make this one fail.
+		addrs, err := engine.ObserveJSON(p, "tcp listeners c1 :80", func() ([]string, error) {
+			deadline := time.Now().Add(CheckHTTPTimeout)
+			for {
+				cs, err := httpd.Conns(p.Host.NetnsPath(C1.Name))
+				var out []string
+				for _, c := range cs {
+					if c.State == "LISTEN" && c.Local.Port() == 80 {
+						out = append(out, c.Local.Addr().String())
+					}
+				}
+				if len(out) > 0 || err != nil || time.Now().After(deadline) {
+					return out, err
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		})
 		if err != nil {
 			return engine.Miss(err.Error(), "")
 		}
-		if v != "true" {
+		if len(addrs) == 0 {
 			return engine.Miss("nothing listens on port 80 in c1", "%s", serverCmd)
 		}
-		return engine.Pass()
+		for _, a := range addrs {
+			if a == "0.0.0.0" || a == "::" || a == C1.Addr {
+				return engine.Pass()
+			}
+		}
+		return engine.Miss(fmt.Sprintf("c1 listens on port 80 only at %s: a connection to %s finds nobody", strings.Join(addrs, " "), C1.Addr), "%s", serverCmd)
 	}}
 }
 
@@ -499,22 +495,64 @@ func fwdItem() engine.Item {
 	}}
 }
 
+// landing is what the check's request came to: the answer (summarised,
+// never its body) and where the server's end of the connection was found.
+type landing struct {
+	Answer httpd.Answer `json:"answer"`
+	Where  string       `json:"where,omitempty"` // "c1 172.17.0.2:80", "" when nowhere
+	InC1   bool         `json:"in_c1"`
+}
+
+// land asks url from the internet host and, while the connection is open,
+// finds its other end in the sockets of c1, c2 and docker01 itself: the
+// socket whose remote end is the client's (DNAT leaves the source alone),
+// else one from the client's port (a source rewritten on the way in).
+func land(p *engine.Probe, url string) (landing, error) {
+	var l landing
+	places := []struct{ name, ns string }{{C1.Name, C1.Name}, {C2.Name, C2.Name}, {p.Env.Lesson.Main, ""}}
+	a, err := httpd.Ask(p.Env.Host(Internet).NetnsPath(""), url, CheckHTTPTimeout, func(client netip.AddrPort) error {
+		for _, pl := range places {
+			cs, err := httpd.Conns(p.Host.NetnsPath(pl.ns))
+			if err != nil {
+				continue // c2 may not exist
+			}
+			for _, c := range cs {
+				if c.State == "LISTEN" || c.Remote.Port() != client.Port() {
+					continue
+				}
+				inC1 := pl.ns == C1.Name && c.Local.String() == Target
+				if c.Remote == client {
+					l.Where, l.InC1 = pl.name+" "+c.Local.String(), inC1
+					return nil
+				}
+				if l.Where == "" {
+					l.Where, l.InC1 = pl.name+" "+c.Local.String()+" (from "+c.Remote.String()+")", inC1
+				}
+			}
+		}
+		return nil
+	})
+	l.Answer = a
+	return l, err
+}
+
 func httpItem() engine.Item {
-	return engine.Item{ID: "http", Text: "the internet host gets an answer from port 8000 of docker01", Eval: func(p *engine.Probe) engine.Verdict {
+	return engine.Item{ID: "http", Text: "the internet host gets an answer from port 8000 of docker01, served at 172.17.0.2:80 in c1", Eval: func(p *engine.Probe) engine.Verdict {
 		if p.Env.OnMachine {
 			return engine.Verdict{Skip: "the self-check sends no traffic off this machine"}
 		}
 		url := "http://" + hostAddr(p) + ":" + HostPort + "/"
-		body, err := p.Observe("http GET "+url+" from "+Internet, func() (string, error) {
-			return httpd.Fetch(p.Env.Host(Internet).NetnsPath(""), url, CheckHTTPTimeout)
-		})
+		l, err := engine.ObserveJSON(p, "http GET "+url+" from "+Internet+", landed", func() (landing, error) { return land(p, url) })
 		if err != nil {
 			return engine.Miss(fmt.Sprintf("`curl %s` on the internet host: %v", url, err), "fix the failing items above (httpd, dnat, fwd); this request then gets its answer")
 		}
-		if !strings.Contains(body, Target) {
-			return engine.Miss("the answer did not come from c1's 172.17.0.2:80: "+strings.TrimSpace(body), "")
+		if l.InC1 {
+			return engine.Pass()
 		}
-		return engine.Pass()
+		if l.Where == "" {
+			return engine.Miss(fmt.Sprintf("an answer came (%s), but no socket in c1, c2 or on %s holds the connection: it was not served at c1's %s", l.Answer.Summary(), p.Env.Lesson.Main, Target), "")
+		}
+		return engine.Miss(fmt.Sprintf("the connection was served at %s, not at c1's %s (answer: %s)", l.Where, Target, l.Answer.Summary()), "")
 	}}
 }
 
@@ -568,7 +606,13 @@ func publishAllItem() engine.Item {
 			}
 			return engine.Miss(fmt.Sprintf("`%s` is never reached from outside", l.Text), "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j %s", l.Chain)
 		}
+		// Docker's chain where there is one; a network made otherwise (CNI's
+		// portmap keeps its own chains) gets a rule PREROUTING reaches.
+		chain := "PREROUTING"
+		if nat.HasChain("DOCKER") {
+			chain = "DOCKER"
+		}
 		return engine.Miss(fmt.Sprintf("no DNAT to %s from a port in %d-%d", Target, lo, hi),
-			`HOSTPORT=$(lab tool free-port) && %s`, dnatCmd("DOCKER", `"$HOSTPORT"`))
+			`HOSTPORT=$(lab tool free-port) && %s`, dnatCmd(chain, `"$HOSTPORT"`))
 	}}
 }

@@ -121,10 +121,15 @@ var errCut = errors.New("the measurement was interrupted (Ctrl-C)")
 // command that fixes it: the common mistakes are the quota echoed into the
 // period file, a period other than 100000, nothing moved in, and on v2 the
 // controller not enabled in the parent's cgroup.subtree_control.
+//
+// The document caps at 30% first and changes it to 20% later: a student who
+// stopped after the 30% exercise passes cap30 and is told that the 20% is
+// next, not failed for a wrong quota.
 func items(s setup) []engine.Item {
 	return []engine.Item{
 		groupItem(s),
 		controllersItem(s),
+		cap30Item(s),
 		quotaItem(s, Quota20),
 		periodItem(s, Quota20),
 		procsItem(s),
@@ -172,24 +177,25 @@ func groupItem(s setup) engine.Item {
 }
 
 // controllersItem: on v2 a child gets a controller's files only if the
-// parent lists it in cgroup.subtree_control; on v1 each controller is a
-// hierarchy of its own, so the group needs a directory in each.
+// parent lists it in cgroup.subtree_control. On v1 each controller is a
+// hierarchy of its own and the cap needs the group in the cpu one only: the
+// document's `cd /sys/fs/cgroup/cpu && mkdir linux_yuan` is all of it, even
+// where cpuacct is mounted apart (it only counts) and memory has its own
+// item.
 func controllersItem(s setup) engine.Item {
 	tp := textPaths(s)
 	text := fmt.Sprintf("%s are enabled for the children of %s (cgroup.subtree_control)", strings.Join(tp.Controllers, " and "), filepath.Dir(tp.SubtreeControl))
 	if tp.Version == 1 {
-		text = fmt.Sprintf("%s needs no other hierarchy (cpu and cpuacct mounted together)", Group)
-		if others := otherDirs(tp); len(others) > 0 {
-			text = fmt.Sprintf("%s has a directory in the other hierarchies too: %s (v1: one tree per controller)", Group, strings.Join(others, ", "))
-		}
+		text = fmt.Sprintf("%s is in the cpu hierarchy, which the cap needs (v1: one tree per controller)", tp.Dir)
 	}
 	return engine.Item{ID: "controllers", Text: text, Eval: eval(s, false, func(f Facts) engine.Verdict {
 		p := f.Paths
 		if p.Version == 1 {
-			for _, d := range otherDirs(p) {
-				if !f.Exists[d] {
-					return engine.Miss("no "+d, "mkdir %s", d)
-				}
+			if !f.Exists[p.Dir] {
+				return engine.Miss("no "+p.Dir, "mkdir %s", p.Dir)
+			}
+			if _, miss := limitOf(f); miss != nil {
+				return *miss
 			}
 			return engine.Pass()
 		}
@@ -210,17 +216,6 @@ func controllersItem(s setup) engine.Item {
 		return engine.Miss(fmt.Sprintf("%s lists %q: without %s, %s has no %s files and no %s limit applies",
 			p.SubtreeControl, strings.Join(f.Enabled, " "), m, Group, m, m), "%s", strings.Join(hints, " && "))
 	})}
-}
-
-// otherDirs are the group's v1 directories besides the cpu one.
-func otherDirs(p Paths) []string {
-	var dirs []string
-	for _, d := range []string{p.Cpuacct, p.Memory} {
-		if d != "" {
-			dirs = append(dirs, d)
-		}
-	}
-	return dirs
 }
 
 // limitOf is the cap read back, or why there is none: on v2 no cpu.max
@@ -249,28 +244,70 @@ func capCmd(p Paths, quota int64) string {
 	return fmt.Sprintf("echo %d > %s", quota, p.QuotaFile)
 }
 
+// docCap is the document's cap the group is at, 30% or 20% of one CPU
+// with the standard period, or 0.
+func docCap(f Facts) int64 {
+	if f.Limit == nil || f.Limit.Period != Period {
+		return 0
+	}
+	if q := f.Limit.Quota; q == Quota30 || q == Quota20 {
+		return q
+	}
+	return 0
+}
+
+// cap30Item is the document's first exercise, `echo 30000 >
+// cpu.cfs_quota_us`: done when the quota is 30000, and still done once it
+// was changed on to 20000.
+func cap30Item(s setup) engine.Item {
+	text := fmt.Sprintf("the document's first cap: %s of %s was set to %d µs, 30%% of one CPU (then 20000, below)", filepath.Base(textPaths(s).QuotaFile), Group, Quota30)
+	return engine.Item{ID: "cap30", Text: text, Eval: eval(s, true, func(f Facts) engine.Verdict {
+		lim, miss := limitOf(f)
+		switch {
+		case miss != nil:
+			return *miss
+		case lim.Quota == Quota30 || lim.Quota == Quota20:
+			return engine.Pass()
+		}
+		return quotaMiss(f.Paths, lim, Quota30)
+	})}
+}
+
 func quotaItem(s setup, quota int64) engine.Item {
 	text := fmt.Sprintf("the quota of %s is %d µs per period (%s)", Group, quota, filepath.Base(textPaths(s).QuotaFile))
+	if quota == Quota20 {
+		text = fmt.Sprintf("the cap changed live to 20%%: the quota of %s is %d µs per period (%s; docker container update --cpu-quota %d)", Group, quota, filepath.Base(textPaths(s).QuotaFile), quota)
+	}
 	return engine.Item{ID: "quota", Text: text, Eval: eval(s, true, func(f Facts) engine.Verdict {
-		p := f.Paths
 		lim, miss := limitOf(f)
 		switch {
 		case miss != nil:
 			return *miss
 		case lim.Quota == quota:
 			return engine.Pass()
-		case p.Version == 1 && lim.Quota == cgroup.Unlimited && lim.Period == quota:
-			return engine.Miss(fmt.Sprintf("cpu.cfs_quota_us is -1 (no cap) and cpu.cfs_period_us is %d: the quota went into the period file", quota),
-				"echo %d > %s && echo %d > %s", Period, p.PeriodFile, quota, p.QuotaFile)
-		case lim.Quota == cgroup.Unlimited:
-			none := "-1"
-			if p.Version == 2 {
-				none = "max"
-			}
-			return engine.Miss(fmt.Sprintf("%s says no cap (%s)", filepath.Base(p.QuotaFile), none), "%s", capCmd(p, quota))
+		case quota == Quota20 && lim.Quota == Quota30:
+			// Where the student is, not a mistake: the 30% exercise is
+			// done and the document's next step is this one.
+			return engine.Miss(fmt.Sprintf("the quota is %d: the document's 30%% exercise is done; next, the document changes it to 20%%", Quota30), "%s", capCmd(f.Paths, quota))
 		}
-		return engine.Miss(fmt.Sprintf("the quota is %d (%s of one CPU)", lim.Quota, pctOf(lim.Quota, lim.Period)), "%s", capCmd(p, quota))
+		return quotaMiss(f.Paths, lim, quota)
 	})}
+}
+
+// quotaMiss says what is wrong with a quota that is not the one wanted.
+func quotaMiss(p Paths, lim cgroup.CPULimit, quota int64) engine.Verdict {
+	switch {
+	case p.Version == 1 && lim.Quota == cgroup.Unlimited && lim.Period == quota:
+		return engine.Miss(fmt.Sprintf("cpu.cfs_quota_us is -1 (no cap) and cpu.cfs_period_us is %d: the quota went into the period file", quota),
+			"echo %d > %s && echo %d > %s", Period, p.PeriodFile, quota, p.QuotaFile)
+	case lim.Quota == cgroup.Unlimited:
+		none := "-1"
+		if p.Version == 2 {
+			none = "max"
+		}
+		return engine.Miss(fmt.Sprintf("%s says no cap (%s)", filepath.Base(p.QuotaFile), none), "%s", capCmd(p, quota))
+	}
+	return engine.Miss(fmt.Sprintf("the quota is %d (%s of one CPU)", lim.Quota, pctOf(lim.Quota, lim.Period)), "%s", capCmd(p, quota))
 }
 
 // periodItem: the quota means a share of one CPU only against its period;
@@ -285,6 +322,9 @@ func periodItem(s setup, quota int64) engine.Item {
 		}
 		if lim.Period == Period {
 			return engine.Pass()
+		}
+		if quota == Quota20 && lim.Quota == Quota30 {
+			quota = Quota30 // still at the document's first cap
 		}
 		fix := fmt.Sprintf("echo %d > %s", Period, p.PeriodFile)
 		if p.Version == 2 {
@@ -317,17 +357,27 @@ func procsItem(s setup) engine.Item {
 // holdsItem measures what the cap covers: the threads in the group (a v1
 // tasks file lists threads, and `echo PID >> tasks` moves one: the Go
 // runtime's other threads of the lab's workers stay outside and uncapped),
-// the processes in it on v2.
+// the processes in it on v2. For the lesson's end (quota 20%) it also
+// measures a group still at the document's first cap, 30%, against that
+// cap: the behaviour is graded, and the quota item says what is next.
 func holdsItem(s setup, quota int64) engine.Item {
 	want := float64(quota) * 100 / Period
 	text := fmt.Sprintf("the cap holds: what is in %s uses %g%% (±%g) of one CPU, measured", Group, want, Tolerance)
+	if quota == Quota20 {
+		text = fmt.Sprintf("the cap holds: what is in %s uses %g%% (±%g) of one CPU (30%% before the change), measured", Group, want, Tolerance)
+	}
 	return engine.Item{ID: "holds", Text: text, Eval: func(pr *engine.Probe) engine.Verdict {
 		return eval(s, true, func(f Facts) engine.Verdict {
 			lim, miss := limitOf(f)
+			q := quota
+			if quota == Quota20 && docCap(f) == Quota30 {
+				q = Quota30
+			}
+			want := float64(q) * 100 / Period
 			switch {
 			case miss != nil:
 				return *miss
-			case lim.Quota != quota || lim.Period != Period:
+			case lim.Quota != q || lim.Period != Period:
 				return engine.Miss(fmt.Sprintf("the cap is not %g%% of one CPU yet", want), "fix the quota and period items above; then measure again")
 			case len(f.IDs) == 0:
 				return engine.Miss("nothing in "+Group+" to measure", "%s", moveHint(f.Paths))
@@ -336,7 +386,7 @@ func holdsItem(s setup, quota int64) engine.Item {
 			if err != nil {
 				return engine.Miss(err.Error(), "")
 			}
-			got := fmt.Sprintf("what is in %s used %s of one CPU over %v", Group, cgroup.FormatPercent(m.Percent), m.Window.Round(time.Millisecond))
+			got := fmt.Sprintf("what is in %s used %s of one CPU over %v (the cap: %g%%)", Group, cgroup.FormatPercent(m.Percent), m.Window.Round(time.Millisecond), want)
 			switch {
 			case math.Abs(m.Percent-want) <= Tolerance:
 				return engine.Pass()

@@ -358,3 +358,126 @@ func TestGradeFromRecordedFacts(t *testing.T) {
 		t.Errorf("replayed controllers hint %q names the grader's tree, not the student's", h)
 	}
 }
+
+// A student who stopped after the document's 30% exercise is told where
+// they are: the 30% item passes, the 20% one says it is next and how.
+func TestStoppedAtThirtyPercent(t *testing.T) {
+	shortWindows(t, 50*time.Millisecond)
+	self := fmt.Sprintf("%d\n", os.Getpid())
+	for _, tc := range []struct {
+		name string
+		tree func(t *testing.T) string
+		hint func(root string) string
+	}{
+		{"v2", func(t *testing.T) string {
+			return fakeV2(t, "cpu memory", map[string]string{"cgroup.procs": self, "cpu.max": "30000 100000\n"})
+		}, func(root string) string { return `echo "20000 100000" > ` + root + "/linux_yuan/cpu.max" }},
+		{"v1", func(t *testing.T) string {
+			return fakeV1(t, map[string]string{"cpu.cfs_quota_us": "30000\n", "tasks": self, "cgroup.procs": self})
+		}, func(root string) string { return "echo 20000 > " + root + "/cpu/linux_yuan/cpu.cfs_quota_us" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := tc.tree(t)
+			byID := grade(t)
+			labtest.Passing(t, byID, "group", "controllers", "cap30", "period", "procs")
+			q := byID["quota"]
+			if q.OK || !strings.Contains(q.Found, "30% exercise is done; next, the document changes it to 20%") || q.Hint != tc.hint(root) {
+				t.Errorf("quota item: ok %v, found %q, hint %q", q.OK, q.Found, q.Hint)
+			}
+			if strings.Contains(q.Found, "(30% of one CPU)") {
+				t.Errorf("quota item reads as a mistake: %q", q.Found)
+			}
+			// The measurement grades the 30% cap, not "not 20% yet".
+			if h := byID["holds"]; strings.Contains(h.Found, "not 20% of one CPU yet") {
+				t.Errorf("holds item graded the 20%% cap on a 30%% group: %q", h.Found)
+			}
+		})
+	}
+	// At the end of the document both pass; a cap never set passes neither.
+	fakeV2(t, "cpu memory", map[string]string{"cgroup.procs": self, "cpu.max": "20000 100000\n"})
+	labtest.Passing(t, grade(t), "cap30", "quota")
+	fakeV2(t, "cpu memory", map[string]string{"cgroup.procs": self, "cpu.max": "max 100000\n"})
+	for id, r := range grade(t) {
+		if (id == "cap30" || id == "quota") && r.OK {
+			t.Errorf("item %s passed an uncapped group", id)
+		}
+	}
+}
+
+// On v1 with cpu, cpuacct and memory mounted apart, the document's
+// `cd /sys/fs/cgroup/cpu && mkdir linux_yuan` (and nothing in the other
+// hierarchies) passes every item of the cap; memory is its own item.
+func TestV1CPUHierarchyAlone(t *testing.T) {
+	shortWindows(t, 50*time.Millisecond)
+	self := fmt.Sprintf("%d\n", os.Getpid())
+	root := t.TempDir()
+	var mi strings.Builder
+	for i, c := range []string{"cpu", "cpuacct", "memory"} {
+		fmt.Fprintf(&mi, "%d 1 0:%d / %s/%s rw,relatime - cgroup cgroup rw,%s\n", 40+i, 40+i, root, c, c)
+		writeFiles(t, filepath.Join(root, c), map[string]string{"tasks": "", "cgroup.procs": ""})
+	}
+	writeFiles(t, filepath.Join(root, "cpu", Group), map[string]string{
+		"cpu.cfs_quota_us": "20000\n", "cpu.cfs_period_us": "100000\n", "tasks": self, "cgroup.procs": self})
+	useTree(t, root, mi.String())
+	if s := newSetup(); s.p.Cpuacct == "" {
+		t.Fatalf("the fake tree does not mount cpuacct apart: %+v", s.p)
+	}
+	byID := grade(t)
+	labtest.Passing(t, byID, "group", "controllers", "cap30", "quota", "period", "procs")
+	m := byID["memory"]
+	if want := "mkdir " + root + "/memory/linux_yuan"; m.OK || m.Hint != want {
+		t.Errorf("memory item: ok %v, hint %q, want %q", m.OK, m.Hint, want)
+	}
+	// Without the cpu directory the group items fail, naming it.
+	if err := os.RemoveAll(filepath.Join(root, "cpu", Group)); err != nil {
+		t.Fatal(err)
+	}
+	byID = grade(t)
+	if g := byID["controllers"]; g.OK || g.Hint != "mkdir "+root+"/cpu/linux_yuan" {
+		t.Errorf("controllers item without the group: ok %v, hint %q", g.OK, g.Hint)
+	}
+}
+
+// The document's own commands up to its 30% exercise, typed in the shell on
+// this machine's cgroups: on v1 `cd /sys/fs/cgroup/cpu && mkdir linux_yuan`
+// alone (cpuacct and memory, mounted apart here or not, are not needed for
+// the cap). The check says where the student is.
+func TestDocumentThirtyPercentByHand(t *testing.T) {
+	needRoot(t)
+	s := newSetup()
+	if s.err != nil {
+		t.Skip(s.err)
+	}
+	p := s.p
+	// Its output must not hold the shell's pipes open.
+	sleeper := "sleep 600 >/dev/null 2>&1 & echo $! >> " + filepath.Base(p.ProcsFile)
+	script := []string{"set -e"}
+	if p.Version == 1 {
+		script = append(script, "cd "+filepath.Dir(p.Dir)+" && mkdir "+Group, "cd "+Group,
+			"echo 30000 > cpu.cfs_quota_us", sleeper)
+	} else {
+		script = append(script, "echo +cpu > "+p.SubtreeControl, "mkdir "+p.Dir, "cd "+p.Dir,
+			`echo "30000 100000" > cpu.max`, sleeper)
+	}
+	cleanAll(t)
+	labtest.ShellRun(t, Lesson, strings.Join(script, "\n"))
+	if p.Version == 1 {
+		for _, d := range []string{p.Cpuacct, p.Memory} {
+			if d != "" && exists(d) {
+				t.Fatalf("%s exists: the script should have made the cpu group only", d)
+			}
+		}
+	}
+	r, err := engine.CheckShell(Lesson, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]engine.Result{}
+	for _, it := range r.Items {
+		byID[it.ID] = it
+	}
+	labtest.Passing(t, byID, "group", "controllers", "cap30", "period", "procs")
+	if q := byID["quota"]; q.OK || !strings.Contains(q.Found, "next, the document changes it to 20%") || q.Hint != capCmd(p, Quota20) {
+		t.Errorf("quota item: ok %v, found %q, hint %q", q.OK, q.Found, q.Hint)
+	}
+}

@@ -6,7 +6,9 @@ package netnsveth
 import (
 	_ "embed"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/containers-underneath/lab/labs/engine"
 	"github.com/containers-underneath/lab/primitives/netops"
@@ -241,7 +243,54 @@ func items(env *engine.Env) []engine.Item {
 		engine.PingItem("ping12", NS1, Addr2, "ns1 reaches 192.168.1.2"),
 		engine.PingItem("ping21", NS2, Addr1, "ns2 reaches 192.168.1.1"),
 	)
+	// After the document's own cleanup every item fails for one reason:
+	// the first says it, the others stay one line each.
+	for i := range its {
+		eval, first := its[i].Eval, i == 0
+		its[i].Eval = func(p *engine.Probe) engine.Verdict {
+			msg := cleanedUp(p)
+			switch {
+			case msg == "":
+				return eval(p)
+			case first:
+				return engine.Miss(msg, "ip netns add %s", NS)
+			}
+			return engine.Miss("", "")
+		}
+	}
 	return its
+}
+
+// deleteRe finds the document's cleanup in the shell's history: `ip netns
+// del linux_yuan`, `ip netns delete ns1`, `ip -all netns del`.
+var deleteRe = regexp.MustCompile(`\bnetns\s+del(ete)?\b`)
+
+// cleanedUp says, when it is so, that the student ran the document's
+// cleanup: none of the exercise's namespaces is left on the host and the
+// shell's history deleted namespaces. It is "" otherwise, a fresh shell
+// included.
+func cleanedUp(p *engine.Probe) string {
+	// veth100 is not asked about: it goes with veth200 when linux_yuan
+	// goes, a moment later.
+	if p.Env.OnMachine || p.HasNetns(NS) || p.HasNetns(NS1) || p.HasNetns(NS2) {
+		return ""
+	}
+	cmd, _ := p.Observe("shell history: the document's cleanup", func() (string, error) {
+		cmds, err := engine.ReadHistory(p.Env.StateDir())
+		for _, c := range cmds {
+			for _, line := range strings.Split(c.Cmd, "\n") {
+				if c.Host == p.Host.Name && deleteRe.MatchString(line) {
+					return strings.TrimSpace(line), err
+				}
+			}
+		}
+		return "", err
+	})
+	if cmd == "" {
+		return ""
+	}
+	return fmt.Sprintf("you ran the document's cleanup (`%s`): linux_yuan, ns1 and ns2 are gone, so there is nothing left to grade; redo the exercise from step 1 (`lab %s --dry-run` lists its commands) and run check before the cleanup",
+		cmd, p.Env.Lesson.Name)
 }
 
 func where(ns string) string {

@@ -160,3 +160,80 @@ func TestGradeFromRecordedObservations(t *testing.T) {
 		}
 	})
 }
+
+// The document, typed in the shell as a student does (an interactive
+// bash keeps the history), passes in full; after the document's own
+// cleanup the check says where the student is, once, instead of twenty
+// reasons.
+func TestDocumentsCleanupIsToldOnce(t *testing.T) {
+	labtest.NeedRoot(t)
+	labtest.Short(t)
+	doc := []string{
+		"ip netns add linux_yuan",
+		"ip netns exec linux_yuan ip link set lo up",
+		"ip link add veth100 type veth peer name veth200",
+		"ip link set veth200 netns linux_yuan",
+		"ip netns exec linux_yuan ip addr add 172.31.100.200/24 dev veth200",
+		"ip netns exec linux_yuan ip link set veth200 up",
+		"ip addr add 172.31.100.100/24 dev veth100",
+		"ip link set veth100 up",
+		"ip netns exec linux_yuan ip route add default via 172.31.100.100",
+		"ip netns add ns1",
+		"ip netns add ns2",
+		"ip link add veth-ns1 type veth peer name veth-ns2",
+		"ip link set veth-ns1 netns ns1",
+		"ip link set veth-ns2 netns ns2",
+		"ip netns exec ns1 ip addr add 192.168.1.1/24 dev veth-ns1",
+		"ip netns exec ns2 ip addr add 192.168.1.2/24 dev veth-ns2",
+		"ip netns exec ns1 ip link set veth-ns1 up",
+		"ip netns exec ns2 ip link set veth-ns2 up",
+	}
+	cleanup := []string{"ip netns del linux_yuan", "ip netns del ns1", "ip netns del ns2"}
+	if err := engine.Clean(Lesson, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Clean(Lesson, &bytes.Buffer{}) })
+	typeIn := func(cmds []string) {
+		t.Helper()
+		var out bytes.Buffer
+		code, err := engine.Shell(Lesson, "", nil, strings.NewReader(strings.Join(cmds, "\n")+"\nexit\n"), &out, &out)
+		if err != nil || code != 0 {
+			t.Fatalf("shell: %v, exit %d\n%s", err, code, out.String())
+		}
+	}
+	check := func() *engine.Report {
+		t.Helper()
+		r, err := engine.CheckShell(Lesson, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// A fresh shell: the usual first failure, not the cleanup's.
+	typeIn([]string{"true"})
+	if r := check(); r.Items[0].OK || strings.Contains(r.Items[0].Found, "cleanup") || r.Items[1].Hint == "" {
+		t.Errorf("fresh shell: %+v / %+v", r.Items[0], r.Items[1])
+	}
+	typeIn(doc)
+	if r := check(); !r.Passed() {
+		var b bytes.Buffer
+		r.Print(&b, engine.Plain())
+		t.Fatalf("the document's commands do not pass:\n%s", b.String())
+	}
+	typeIn(cleanup)
+	r := check()
+	first := r.Items[0]
+	if first.OK || !strings.Contains(first.Found, "you ran the document's cleanup (`ip netns del linux_yuan`)") || first.Hint != "ip netns add linux_yuan" {
+		t.Errorf("first item after the cleanup: %+v", first)
+	}
+	for _, it := range r.Items[1:] {
+		if it.OK || it.Found != "" || it.Hint != "" {
+			t.Errorf("item %s after the cleanup: %+v", it.ID, it)
+		}
+	}
+	var b bytes.Buffer
+	r.Print(&b, engine.Plain())
+	if n := strings.Count(b.String(), "found:"); n != 1 {
+		t.Errorf("%d found: lines after the cleanup, want 1:\n%s", n, b.String())
+	}
+}

@@ -68,6 +68,19 @@ func TestBurner(t *testing.T) {
 	if len(pids) != 2 || pids[0] == pids[1] {
 		t.Fatalf("pids = %v", pids)
 	}
+	// top and pgrep show the worker's name, not "exe": it names itself
+	// first thing after it starts.
+	for _, pid := range pids {
+		var comm []byte
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if comm, _ = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); string(comm) == burnName+"\n" {
+				break
+			}
+		}
+		if string(comm) != burnName+"\n" {
+			t.Errorf("worker %d: comm %q, want %s", pid, comm, burnName)
+		}
+	}
 	time.Sleep(100 * time.Millisecond)
 	use, err := SampleProcsCPU(pids, time.Second)
 	if err != nil {

@@ -80,6 +80,9 @@ func TestServerInANamespace(t *testing.T) {
 	if args := strings.Split(string(cmdline), "\x00"); args[0] != Entry || !slices.Contains(args, w.Dir()) {
 		t.Errorf("server argv %q", args)
 	}
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pids[0])); string(comm) != Entry+"\n" {
+		t.Errorf("server comm %q: top and pgrep show that, not %s", comm, Entry)
+	}
 
 	// A port whose SYN is dropped times out, as curl -m says.
 	drop := iptables.R("filter", "INPUT", "-p", "tcp", "--dport", "81", "-j", "DROP")

@@ -36,9 +36,32 @@ func Init() {
 	fn, ok := handlers[os.Args[0]]
 	mu.Unlock()
 	if ok {
+		SetName(os.Args[0])
 		fn()
 		os.Exit(0)
 	}
+}
+
+// SetName gives the process the name top, ps -e and pgrep show. Trap: that
+// name is the kernel's comm, taken at execve from the file run, so every
+// child re-executed from /proc/self/exe is "exe" whatever its argv[0]
+// (which only ps -f and pgrep -f show). comm is per thread and ps shows the
+// main one's; a Go program cannot be sure which thread it runs on, so
+// rather than prctl(PR_SET_NAME) it writes /proc/self/comm (the main
+// thread) and the comm of each thread the runtime has made so far (top -H;
+// later threads copy their creator's). The kernel keeps 15 bytes.
+func SetName(name string) error {
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	if err := os.WriteFile("/proc/self/comm", []byte(name), 0); err != nil {
+		return fmt.Errorf("failed to name the process %q: %w", name, err)
+	}
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, t := range tasks {
+		os.WriteFile("/proc/self/task/"+t.Name()+"/comm", []byte(name), 0) // best effort: a thread may be gone
+	}
+	return nil
 }
 
 // Command returns a command that re-executes this binary as entry point name.
