@@ -88,12 +88,7 @@ func (e *Env) StateDir() string {
 func (e *Env) WorldID() string { return e.world }
 
 // WorkRoot holds the lessons' working directories.
-func WorkRoot() string {
-	if d := os.Getenv("LAB_WORK_DIR"); d != "" {
-		return d
-	}
-	return "/var/lib/lab"
-}
+func WorkRoot() string { return simhost.WorkRoot() }
 
 // Main is the main host.
 func (e *Env) Main() *host.Host { return e.Host(e.Lesson.Main) }

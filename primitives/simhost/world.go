@@ -145,6 +145,9 @@ func Create(lesson, id string, topo Topology, opt Options) (_ *World, err error)
 	if topo.Networked() {
 		names = append(names, GatewayName, InternetName)
 	}
+	if err := w.makeRoots(names); err != nil {
+		return nil, err
+	}
 	for _, n := range names {
 		h, err := w.startKeeper(n, opt.Kept)
 		if err != nil {
@@ -377,6 +380,7 @@ func (w *World) Destroy() error {
 	if err := os.RemoveAll(w.Dir()); err != nil {
 		note(err)
 	}
+	note(w.removeRoots())
 	// Leave no empty directories behind either.
 	os.Remove(filepath.Join(StateRoot(), w.Lesson))
 	os.Remove(StateRoot())
