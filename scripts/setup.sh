@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the lessons and their tests use, only if it is missing:
 # iproute2 (ip, bridge), iputils-ping, iptables, conntrack, util-linux
-# (unshare, nsenter), kmod (modprobe, lsmod), procps (sysctl), curl.
+# (unshare, nsenter), kmod (modprobe, lsmod), procps (sysctl), curl, and
+# the older tools the documents type: bridge-utils (brctl), net-tools
+# (ifconfig, route), stress, tcpdump.
 set -euo pipefail
 
 need=()
@@ -16,6 +18,11 @@ want nsenter util-linux
 want modprobe kmod
 want sysctl procps
 want curl curl
+want brctl bridge-utils
+want ifconfig net-tools
+want route net-tools
+want stress stress
+want tcpdump tcpdump
 
 # Go itself: Debian's golang-go is older than the 1.26 go.mod asks for, and
 # an old go cannot fetch a newer toolchain, so say what to do instead.
