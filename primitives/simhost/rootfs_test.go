@@ -144,3 +144,36 @@ func TestNamesResolve(t *testing.T) {
 		t.Errorf("the machine's /etc/hosts changed: %v", err)
 	}
 }
+
+// /etc/resolv.conf is often a link into /run (systemd-resolved): followed
+// as the host sees it, its target is made in the host's own /run; a
+// missing file anywhere else is never made (that would write the
+// machine's /etc through its bind).
+func TestHostTarget(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"etc", "run"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("x"), 0o644)
+	os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(root, "etc/resolv.conf"))
+	os.Symlink("/usr/lib/hostname", filepath.Join(root, "etc/hostname"))
+	for p, want := range map[string]string{
+		"/etc/hosts":       filepath.Join(root, "etc/hosts"),
+		"/etc/resolv.conf": filepath.Join(root, "run/systemd/resolve/stub-resolv.conf"),
+		"/etc/hostname":    "",
+		"/etc/missing":     "",
+	} {
+		got, ok := hostTarget(root, p)
+		if got != want || ok != (want != "") {
+			t.Errorf("hostTarget(%s) = %q %v, want %q", p, got, ok, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "run/systemd/resolve/stub-resolv.conf")); err != nil {
+		t.Errorf("the link's target in /run was not made: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "usr")); err == nil {
+		t.Error("a target outside /run was made")
+	}
+}
