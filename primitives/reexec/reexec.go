@@ -36,6 +36,10 @@ func Init() {
 	fn, ok := handlers[os.Args[0]]
 	mu.Unlock()
 	if ok {
+		// exec set the command name (what top, pgrep and ps -o comm show)
+		// from /proc/self/exe's last component: "exe". The entry point's
+		// name says what the process is; the kernel keeps 15 bytes of it.
+		os.WriteFile("/proc/self/comm", []byte(os.Args[0]), 0)
 		fn()
 		os.Exit(0)
 	}
