@@ -486,7 +486,7 @@ func items(l overlay.Layers) []engine.Item {
 		}),
 		item("copyup", beyond+"layer.txt, changed through merged, was copied up: upper has lower0's text plus the edit, lower0 is untouched", func(f Facts) engine.Verdict {
 			if !tried(f) {
-				return engine.Verdict{Skip: notTried}
+				return untried(f)
 			}
 			edit := files.Echo(Edit, in("merged", Layer), true).Cmd
 			if t, ok := text(f, "lower0/"+Layer); ok && t != "lower0\n" {
@@ -507,8 +507,8 @@ func items(l overlay.Layers) []engine.Item {
 			rm := files.Rm(in("merged", Hosts)).Cmd
 			w, ok := f.Files["upper/"+Hosts]
 			switch {
-			case !ok && !tried(f) && f.Files["lower0/"+Hosts].Type != "":
-				return engine.Verdict{Skip: notTried}
+			case !ok && !tried(f):
+				return untried(f)
 			case f.Files["lower0/"+Hosts].Type == "" && w.Whiteout:
 				return engine.Miss("lower0/hosts is gone: it was deleted in the layer itself, not only through merged", "%s", files.Cp("/etc/hosts", l.Lower[0]).Cmd)
 			case f.Files["lower0/"+Hosts].Type == "":
@@ -533,7 +533,7 @@ func items(l overlay.Layers) []engine.Item {
 		}),
 		item("wins", beyond+"merged shows lower0's layer.txt, not lower2's: the left-most lowerdir is the top layer", func(f Facts) engine.Verdict {
 			if !tried(f) {
-				return engine.Verdict{Skip: notTried}
+				return untried(f)
 			}
 			var seed []string
 			for _, s := range Seeds() {
@@ -576,6 +576,17 @@ func tried(f Facts) bool {
 		}
 	}
 	return false
+}
+
+// untried grades an item beyond the document that was not tried: skipped
+// once the document's own files are in the layers, else not yet.
+func untried(f Facts) engine.Verdict {
+	for _, s := range Seeds() {
+		if _, ok := f.Files[s.Layer+"/"+s.name()]; s.From != "" && !ok {
+			return engine.Miss("the document's part is not done yet", "the items above first")
+		}
+	}
+	return engine.Verdict{Skip: notTried}
 }
 
 func sorted(s []string) []string {
