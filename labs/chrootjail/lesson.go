@@ -54,6 +54,7 @@ var Lesson = &engine.Lesson{
 	Text:       engine.MustText(textEN),
 	State:      state,
 	WorkOnDisk: true,
+	Dirs:       []string{Home + "/" + Jail1, Home + "/" + Jail2},
 	Normalize:  normalize,
 	StateNote:  "the jails in docker02's /root as a tree, without sizes, times or modes",
 	Build:      build,

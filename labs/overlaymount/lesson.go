@@ -56,6 +56,7 @@ var Lesson = &engine.Lesson{
 	Text:       engine.MustText(textEN),
 	State:      state,
 	WorkOnDisk: true,
+	Dirs:       []string{"/" + Base},
 	Normalize:  normalize,
 	StateNote:  "the layers as a tree, the overlay mounts, and the layer each name in merged comes from; sizes and times left out",
 	Build:      build,
