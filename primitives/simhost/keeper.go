@@ -15,8 +15,8 @@ const keeperName = "lab-host"
 func init() { reexec.Register(keeperName, keeperMain) }
 
 // keeperMain runs in a child born with new net, mount and UTS namespaces.
-// It makes the mount namespace look like a machine of its own, reports on
-// fd 3, and then sleeps: the namespaces live exactly as long as it does.
+// It pivots into a root of the host's own (rootfs.go), reports on fd 3,
+// and then sleeps: the namespaces live exactly as long as it does.
 func keeperMain() {
 	ready := os.NewFile(3, "ready")
 	if len(os.Args) != 3 {

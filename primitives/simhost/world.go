@@ -2,7 +2,8 @@
 //
 // A simulated host is a keeper process born in new network, mount and UTS
 // namespaces: its own interfaces and routes, its own /run (so `ip netns add`
-// on it is private), its own /sys and hostname. A world is the set of hosts
+// on it is private), its own /sys, hostname and files (rootfs.go): /root,
+// /tmp, /home, /etc/hosts and whatever is made at the top. A world is the set of hosts
 // of one lesson run, joined by a simulated LAN:
 //
 //	docker01 eth0 10.0.0.81 ─┐
