@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/containers-underneath/lab/primitives/nsx"
+	"golang.org/x/sys/unix"
 )
 
 // topLevel lists the names in the machine's /.
@@ -175,5 +178,38 @@ func TestHostTarget(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "usr")); err == nil {
 		t.Error("a target outside /run was made")
+	}
+}
+
+// Removing a world's files refuses while anything is mounted below them in
+// the caller's mount namespace: rm -rf would walk into the mount (a bind of
+// the machine's /usr, say) and empty it. Tried on a host, never the machine.
+func TestRemoveTreeRefusesMounts(t *testing.T) {
+	needRoot(t)
+	w, err := Create("simhost-test", fmt.Sprintf("rm-%d", os.Getpid()), Topology{Hosts: []HostSpec{{Name: "docker02"}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Destroy() })
+	on(t, w, "docker02", "mkdir -p /tmp/a/m && echo keep > /tmp/a/f")
+	h := w.Host("docker02")
+	err = nsx.InPlace(h.Paths(), func() error {
+		if err := unix.Mount("tmpfs", "/tmp/a/m", "tmpfs", 0, "size=1m"); err != nil {
+			return err
+		}
+		defer unix.Unmount("/tmp/a/m", 0)
+		if err := removeTree("/tmp/a"); err == nil || !strings.Contains(err.Error(), "mounted inside it") {
+			return fmt.Errorf("removeTree with a mount below: %v", err)
+		}
+		if _, err := os.Stat("/tmp/a/f"); err != nil {
+			return fmt.Errorf("removeTree removed files before refusing: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := on(t, w, "docker02", "ls /tmp/a"); got != "f\nm\n" {
+		t.Errorf("/tmp/a on docker02 holds %q", got)
 	}
 }
