@@ -44,6 +44,9 @@ func Main(m *testing.M) {
 	code := m.Run()
 	done()
 	os.RemoveAll(work)
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
 	os.Exit(code)
 }
 
