@@ -5,7 +5,8 @@
 # documents' older tools, brctl (bridge-utils) and ifconfig/route
 # (net-tools); and what the tests build the same network with to show it
 # grades the same: the CNI plugins (bridge, host-local, portmap) and
-# busybox (httpd, nc) as a student's own web server.
+# busybox (httpd, nc) as a student's own web server; stress and tcpdump,
+# which the documents type too.
 set -euo pipefail
 
 need=()
@@ -24,6 +25,8 @@ want brctl bridge-utils
 want ifconfig net-tools
 want busybox busybox
 [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/portmap ] || need+=(containernetworking-plugins)
+want stress stress
+want tcpdump tcpdump
 
 # Go itself: Debian's golang-go is older than the 1.26 go.mod asks for, and
 # an old go cannot fetch a newer toolchain, so say what to do instead.

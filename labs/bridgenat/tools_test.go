@@ -81,7 +81,7 @@ func TestAnyWebServerInC1(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			needCommands(t, tc.needs...)
-			labOnPath(t)
+			labtest.LabOnPath(t)
 			labtest.ShellRun(t, Lesson, "set -e\n"+strings.Join(withServer(tc.server, waitListen("c1")), "\n"))
 			r, _ := checkShell(t)
 			passesInFull(t, r)
@@ -95,7 +95,7 @@ func TestWrongContainerAnswersInOneLine(t *testing.T) {
 	needTools(t)
 	labtest.Short(t)
 	needCommands(t, "python3")
-	labOnPath(t)
+	labtest.LabOnPath(t)
 	lines := withServer("ip netns exec c2 setsid python3 -m http.server 80 </dev/null >/dev/null 2>&1 &", waitListen("c2"),
 		"ip netns exec c1 lab tool httpd --listen :80 --detach")
 	i := slices.Index(lines, "iptables -t nat -A DOCKER ! -i docker0 -p tcp --dport 8000 -j DNAT --to-destination 172.17.0.2:80")
@@ -162,7 +162,7 @@ func TestCNIPluginsGradeTheSame(t *testing.T) {
 			t.Skipf("the CNI plugin %s: make setup installs containernetworking-plugins", p)
 		}
 	}
-	labOnPath(t)
+	labtest.LabOnPath(t)
 	labtest.ShellRun(t, Lesson, cniScript)
 	r, _ := checkShell(t)
 	passesInFull(t, r)
@@ -190,7 +190,7 @@ func TestBrctlAndIfconfigGradeTheSame(t *testing.T) {
 	needTools(t)
 	labtest.Short(t)
 	needCommands(t, "brctl", "ifconfig", "route")
-	labOnPath(t)
+	labtest.LabOnPath(t)
 	script := []string{
 		"set -e",
 		"brctl addbr docker0",
@@ -221,7 +221,7 @@ func TestServerOnLoopbackOnly(t *testing.T) {
 	needTools(t)
 	labtest.Short(t)
 	needCommands(t, "busybox")
-	labOnPath(t)
+	labtest.LabOnPath(t)
 	labtest.ShellRun(t, Lesson, "set -e\n"+strings.Join(withServer("ip netns exec c1 busybox httpd -p 127.0.0.1:80 -h /usr/share"), "\n"))
 	_, byID := checkShell(t)
 	if h := byID["httpd"]; h.OK || h.Found != "c1 listens on port 80 only at 127.0.0.1: a connection to 172.17.0.2 finds nobody" {
@@ -241,7 +241,7 @@ func TestCNIWithoutPublishAllHint(t *testing.T) {
 	if _, err := exec.LookPath("/usr/lib/cni/portmap"); err != nil {
 		t.Skip("make setup installs containernetworking-plugins")
 	}
-	labOnPath(t)
+	labtest.LabOnPath(t)
 	script := strings.Replace(cniScript, `,
                                     {"hostPort": %s, "containerPort": 80, "protocol": "tcp"}`, "", 1)
 	script = strings.Replace(script, `"$HOSTPORT" "$c1_result"`, `"$c1_result"`, 1)

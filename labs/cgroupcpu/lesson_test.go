@@ -191,12 +191,9 @@ func TestDryRunScriptGivesTheLessonsState(t *testing.T) {
 	if err := engine.DryRun(Lesson, &script); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "cgroup-cpu.sh")
-	if err := os.WriteFile(file, script.Bytes(), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// As the script's own first lines say: docker01's /tmp is not the machine's.
 	var out bytes.Buffer
-	code, err := engine.Shell(Lesson, "", []string{"bash", file}, nil, &out, &out)
+	code, err := engine.Shell(Lesson, "", []string{"bash", "-c", script.String()}, nil, &out, &out)
 	if err != nil || code != 0 {
 		t.Fatalf("script: exit %d, %v\n%s", code, err, out.String())
 	}

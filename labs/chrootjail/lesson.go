@@ -2,10 +2,10 @@
 // for bash and ls, built by hand as document 000 does on docker02
 // (/root/yuanxiaojiang, copied to /root/yuanxiaojun).
 //
-// Every command runs on the simulated host docker02 (its mount namespace):
-// the jails live in the lesson's directory on the real disk, and each
-// chroot is a child of docker02, as it is for a student in `lab chroot-jail
-// shell`.
+// Every command runs on the simulated host docker02 (its mount namespace),
+// at the document's own paths: docker02's /root is its own, on the world's
+// disk (see simhost), and each chroot is a child of docker02, as it is for
+// a student in `lab chroot-jail shell`.
 package chrootjail
 
 import (
@@ -16,7 +16,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -27,6 +26,7 @@ import (
 	"github.com/containers-underneath/lab/primitives/onhost"
 	"github.com/containers-underneath/lab/primitives/op"
 	"github.com/containers-underneath/lab/primitives/simhost"
+	"github.com/moby/sys/mountinfo"
 )
 
 //go:embed text/en.txt
@@ -54,21 +54,25 @@ var Lesson = &engine.Lesson{
 	Text:       engine.MustText(textEN),
 	State:      state,
 	WorkOnDisk: true,
+	Dirs:       []string{Home + "/" + Jail1, Home + "/" + Jail2},
 	Normalize:  normalize,
-	StateNote:  "the lesson's directory as a tree, without sizes, times or modes",
+	StateNote:  "the jails in docker02's /root as a tree, without sizes, times or modes",
 	Build:      build,
 }
 
 func init() { engine.Register(Lesson) }
 
-// Dirs are the jails of one world: the document's /root/yuanxiaojiang and
-// /root/yuanxiaojun, under the lesson's directory on the real disk.
+// Dirs are the jails: the document's /root/yuanxiaojiang and
+// /root/yuanxiaojun, in docker02's own /root.
 type Dirs struct{ Work, J1, J2 string }
 
-// DirsOf returns the jails of env's world.
+// Home is docker02's /root, where the document builds its jails.
+const Home = "/root"
+
+// DirsOf returns the jails of env's world: the same paths on every world's
+// docker02, each its own.
 func DirsOf(env *engine.Env) Dirs {
-	w := env.WorkDir()
-	return Dirs{Work: w, J1: filepath.Join(w, Jail1), J2: filepath.Join(w, Jail2)}
+	return Dirs{Work: Home, J1: filepath.Join(Home, Jail1), J2: filepath.Join(Home, Jail2)}
 }
 
 func build(env *engine.Env) *engine.Script {
@@ -420,25 +424,39 @@ func inHost(p *engine.Probe, fn func() engine.Verdict) engine.Verdict {
 	return v
 }
 
-// state is what the transcripts record after each step: the lesson's
-// directory as docker02 sees it (the logs' contents shown), and the mounts
-// in it: chroot mounts nothing.
+// state is what the transcripts record after each step: the jails as
+// docker02 sees them (the logs' contents shown), and the mounts in them:
+// chroot mounts nothing.
 func state(env *engine.Env) (string, error) {
 	d := DirsOf(env)
 	var s string
 	err := onhost.Do(env.Main(), func() error {
-		tree, err := files.Tree(d.Work, func(rel string) bool { return strings.HasSuffix(rel, ".log") })
+		all, err := files.Tree(d.Work, func(rel string) bool { return strings.HasSuffix(rel, ".log") })
 		if err != nil {
 			return err
 		}
-		ms, err := files.Mounts(files.ThreadMountinfo, d.Work)
-		if err != nil {
-			return err
+		// Only the jails: a shell's /root may hold other things of the student's.
+		var tree strings.Builder
+		for _, line := range strings.SplitAfter(all, "\n") {
+			rel := strings.TrimSpace(line[min(len(line), 11):])
+			for _, j := range []string{Jail1, Jail2} {
+				if strings.HasPrefix(rel, j+"/") {
+					tree.WriteString(line)
+				}
+			}
 		}
-		if tree == "" {
-			tree = "(empty)\n"
+		var ms []*mountinfo.Info
+		for _, j := range []string{d.J1, d.J2} {
+			m, err := files.Mounts(files.ThreadMountinfo, j)
+			if err != nil {
+				return err
+			}
+			ms = append(ms, m...)
 		}
-		s = "# the lesson's directory on " + env.Lesson.Main + "\n" + tree + "# mounts in it\n"
+		if tree.Len() == 0 {
+			tree.WriteString("(empty)\n")
+		}
+		s = "# the jails in " + d.Work + " on " + env.Lesson.Main + "\n" + tree.String() + "# mounts in them\n"
 		if len(ms) == 0 {
 			s += "(none)\n"
 		}
@@ -450,16 +468,5 @@ func state(env *engine.Env) (string, error) {
 	return s, err
 }
 
-// normalize makes a run's output read as the shell world's (the paths a
-// student sees in `lab chroot-jail shell`), with ls -l's dates and
-// directory sizes left out.
-func normalize(s string) string {
-	return files.NormaliseLong(worldPaths("chroot-jail", s))
-}
-
-// worldPaths rewrites the paths of any world's directory of lesson to the
-// shell world's under the default root: /var/lib/lab/LESSON/shell.
-func worldPaths(lesson, s string) string {
-	re := regexp.MustCompile(regexp.QuoteMeta(filepath.Join(engine.WorkRoot(), lesson)) + `/[A-Za-z0-9_.-]+`)
-	return re.ReplaceAllString(s, "/var/lib/lab/"+lesson+"/"+engine.ShellID)
-}
+// normalize leaves ls -l's dates and directory sizes out of a run's output.
+func normalize(s string) string { return files.NormaliseLong(s) }

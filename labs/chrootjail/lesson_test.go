@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -183,21 +184,21 @@ func TestDryRunNeedsNothing(t *testing.T) {
 	}
 	s := b.String()
 	d := DirsOf(engine.Bind(Lesson, nil))
-	if !strings.HasSuffix(d.Work, "/chroot-jail/shell") {
-		t.Errorf("the script works in %s, not in the shell world's directory", d.Work)
+	if d.J1 != "/root/yuanxiaojiang" || d.J2 != "/root/yuanxiaojun" {
+		t.Errorf("the jails are %s and %s, not the document's", d.J1, d.J2)
 	}
 	for _, l := range []string{
-		"mkdir -p " + d.J1,
-		"mkdir -p " + d.J1 + "/bin",
-		"cp /bin/bash " + d.J1 + "/bin/",
+		"mkdir -p /root/yuanxiaojiang",
+		"mkdir -p /root/yuanxiaojiang/bin",
+		"cp /bin/bash /root/yuanxiaojiang/bin/",
 		"ldd /bin/bash",
-		"cp /lib64/ld-linux-x86-64.so.2 " + d.J1 + "/lib64/",
-		"cp /usr/bin/ls " + d.J1 + "/bin/",
-		"ldd " + d.J1 + "/bin/ls",
-		"chroot " + d.J1 + " /bin/bash -c 'ls -l /'",
-		"cp -a " + d.J1 + " " + d.J2,
-		"chroot " + d.J1 + ` /bin/bash -c 'echo "xixi" >/xixi.log && ls -l /'`,
-		"# rm -rf " + d.J2,
+		"cp /lib64/ld-linux-x86-64.so.2 /root/yuanxiaojiang/lib64/",
+		"cp /usr/bin/ls /root/yuanxiaojiang/bin/",
+		"ldd /root/yuanxiaojiang/bin/ls",
+		"chroot /root/yuanxiaojiang /bin/bash -c 'ls -l /'",
+		"cp -a /root/yuanxiaojiang /root/yuanxiaojun",
+		`chroot /root/yuanxiaojiang /bin/bash -c 'echo "xixi" >/xixi.log && ls -l /'`,
+		"# rm -rf /root/yuanxiaojun",
 	} {
 		if !strings.Contains(s, "\n"+l+"\n") {
 			t.Errorf("script lacks the line %q", l)
@@ -209,12 +210,96 @@ func TestDryRunNeedsNothing(t *testing.T) {
 }
 
 func TestNormalize(t *testing.T) {
-	run := filepath.Join(engine.WorkRoot(), "chroot-jail", "run-12-345")
-	in := "ls " + run + "/yuanxiaojiang\ntotal 16\ndrwxr-xr-x 2 0 0 4096 Nov 23 08:54 bin\n-rw-r--r-- 1 0 0    5 Jan  2  2024 xixi.log\n"
-	want := "ls /var/lib/lab/chroot-jail/shell/yuanxiaojiang\ntotal <n>\ndrwxr-xr-x 2 0 0 <size> <time> bin\n-rw-r--r-- 1 0 0 5 <time> xixi.log\n"
+	in := "ls /root/yuanxiaojiang\ntotal 16\ndrwxr-xr-x 2 0 0 4096 Nov 23 08:54 bin\n-rw-r--r-- 1 0 0    5 Jan  2  2024 xixi.log\n"
+	want := "ls /root/yuanxiaojiang\ntotal <n>\ndrwxr-xr-x 2 0 0 <size> <time> bin\n-rw-r--r-- 1 0 0 5 <time> xixi.log\n"
 	if got := Lesson.Normalize(in); got != want {
 		t.Errorf("normalize:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// The document's commands (000, docker02), typed in a fresh `lab
+// chroot-jail shell`, pass check in full: the same paths, the same
+// interactive chroots. Only the library copies follow this machine's ldd
+// (the document's are CentOS 7's names), each to its own path, as the
+// lesson explains. Nothing of it lands on the machine's own /root or /tmp,
+// and `lab chroot-jail check` works from inside the shell too.
+func TestDocumentsCommandsPass(t *testing.T) {
+	labtest.NeedRoot(t)
+	t.Setenv("SHELL", "/bin/bash") // as sudo sets it: chroot with no command runs $SHELL -i
+	top, home := names(t, "/"), names(t, "/root")
+	copyLibs := func(bin string) string {
+		return `for lib in $(ldd ` + bin + ` | grep -o '/[^ ]*'); do mkdir -p /root/yuanxiaojiang$(dirname $lib); cp $lib /root/yuanxiaojiang$(dirname $lib)/; done`
+	}
+	labtest.ShellRun(t, Lesson, strings.Join([]string{
+		"set -e",
+		"mkdir -p /root/yuanxiaojiang",
+		"mkdir -p /root/yuanxiaojiang/bin",
+		"cp /bin/bash /root/yuanxiaojiang/bin/",
+		"ldd /bin/bash",
+		"mkdir -p /root/yuanxiaojiang/lib64",
+		copyLibs("/bin/bash"),
+		"which ls",
+		"cp /usr/bin/ls /root/yuanxiaojiang/bin/",
+		"ldd /root/yuanxiaojiang/bin/ls",
+		copyLibs("/root/yuanxiaojiang/bin/ls"),
+		"chroot /root/yuanxiaojiang/ <<'EOF'\nexport PATH=/bin:/usr/bin\nls -l\nEOF",
+		"cp  -r /root/yuanxiaojiang /root/yuanxiaojun",
+		"chroot /root/yuanxiaojiang/ <<'EOF'\necho \"xixi\" >/xixi.log\nls -l\nEOF",
+		"chroot /root/yuanxiaojun/ <<'EOF'\necho \"haha\" >/haha.log\nls -l\nEOF",
+		"ls /root/yuanxiaojiang/",
+		"ls /root/yuanxiaojun/",
+	}, "\n"))
+	r, err := engine.CheckShell(Lesson, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Passed() || r.Score != r.Max {
+		var b bytes.Buffer
+		r.Print(&b, engine.Plain())
+		t.Errorf("the document's commands do not pass:\n%s", b.String())
+	}
+	// The same check, run by the lab binary inside docker02's shell.
+	var out bytes.Buffer
+	if code, err := engine.Shell(Lesson, "", []string{labtest.Binary(t), "chroot-jail", "check"}, nil, &out, &out); err != nil || code != 0 {
+		t.Errorf("lab chroot-jail check inside the shell: exit %d, %v\n%s", code, err, out.String())
+	}
+	for _, p := range []string{"/root/yuanxiaojiang", "/root/yuanxiaojun"} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s is on the machine", p)
+		}
+	}
+	if err := engine.Clean(Lesson, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, "/"); !slices.Equal(got, top) {
+		t.Errorf("the machine's / changed: %v, was %v", got, top)
+	}
+	if got := names(t, "/root"); !slices.Equal(got, home) {
+		t.Errorf("the machine's /root changed: %v, was %v", got, home)
+	}
+	for _, d := range []string{"/tmp", "/root"} {
+		for _, n := range names(t, d) {
+			if strings.Contains(n, "yuanxiao") {
+				t.Errorf("%s/%s is on the machine", d, n)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(engine.WorkRoot(), Lesson.Name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("clean left the world's files: %v", err)
+	}
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
 }
 
 // A check graded again from its recorded observations, with no kernel to

@@ -26,8 +26,10 @@ func WriteScript(l *Lesson, w io.Writer, teardown bool) error {
 	fmt.Fprintf(w, "#!/usr/bin/env bash\n")
 	fmt.Fprintf(w, "# lab %s: %s\n", l.Name, l.Title())
 	fmt.Fprintf(w, "# Source documents: %s\n", l.Sources)
-	fmt.Fprintf(w, "# Run it on %s, the lesson's simulated host:\n", l.Main)
-	fmt.Fprintf(w, "#   lab %s --dry-run > %s.sh && sudo lab %s shell -- bash %s.sh && sudo lab %s check\n", l.Name, l.Name, l.Name, l.Name, l.Name)
+	// The script goes in as an argument: the host has its own /root, /tmp
+	// and /home, where a file saved on the machine is not.
+	fmt.Fprintf(w, "# Run it on %s, the lesson's simulated host, from any directory:\n", l.Main)
+	fmt.Fprintf(w, "#   sudo lab %s shell -- bash -c \"$(lab %s --dry-run)\" && sudo lab %s check\n", l.Name, l.Name, l.Name)
 	if others := otherHosts(l, s); len(others) > 0 {
 		fmt.Fprintf(w, "# The parts marked '# on HOST' run on %s through 'lab %s shell --host HOST'.\n", strings.Join(others, " and "), l.Name)
 	}

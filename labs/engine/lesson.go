@@ -39,6 +39,10 @@ type Lesson struct {
 	// filesystem (overlayfs refuses tmpfs and others as upper; a jail wants
 	// a real disk): Preflight checks it before anything is made.
 	WorkOnDisk bool
+	// Dirs are the document's own directories on the main host
+	// (/root/yuanxiaojiang), in the host's own root: `lab replay` may write
+	// there as in the lesson's directory.
+	Dirs []string
 	// Cleanup, when set, removes what the lesson made outside its hosts'
 	// namespaces (a cgroup, say). The engine calls it after the world's
 	// processes are gone, for runs and for `clean`; it must be idempotent.
@@ -88,12 +92,7 @@ func (e *Env) StateDir() string {
 func (e *Env) WorldID() string { return e.world }
 
 // WorkRoot holds the lessons' working directories.
-func WorkRoot() string {
-	if d := os.Getenv("LAB_WORK_DIR"); d != "" {
-		return d
-	}
-	return "/var/lib/lab"
-}
+func WorkRoot() string { return simhost.WorkRoot() }
 
 // Main is the main host.
 func (e *Env) Main() *host.Host { return e.Host(e.Lesson.Main) }

@@ -80,10 +80,15 @@ func Shell(l *Lesson, hostName string, argv []string, stdin io.Reader, stdout, s
 	if err := os.WriteFile(rc, []byte(bashrc(l, h.Name, filepath.Join(w.Dir(), "history."+h.Name))), 0o644); err != nil {
 		return 0, err
 	}
+	aliases := filepath.Join(w.Dir(), "aliases")
+	if err := os.WriteFile(aliases, []byte(Aliases), 0o644); err != nil {
+		return 0, err
+	}
 	if len(argv) == 0 {
 		argv = []string{"/bin/bash", "--rcfile", rc, "-i"}
 	}
-	env := append(os.Environ(), "LAB_LESSON="+l.Name, "LAB_HOST="+h.Name, "PATH="+shellPath())
+	// BASH_ENV: scripts (bash -c, bash X.sh) get the documents' aliases too.
+	env := append(os.Environ(), "LAB_LESSON="+l.Name, "LAB_HOST="+h.Name, "PATH="+shellPath(), "BASH_ENV="+aliases)
 	return Exec(h, argv, env, stdin, stdout, stderr)
 }
 
@@ -154,9 +159,14 @@ func shellPath() string {
 	return p
 }
 
+// Aliases are the documents' shell (CentOS 7's `ll`), for the shell and for
+// scripts run in it.
+const Aliases = "shopt -s expand_aliases\nalias ll='ls -l --color=auto'\n"
+
 func bashrc(l *Lesson, hostName, history string) string {
 	return fmt.Sprintf(`# lab %[1]s shell on %[2]s
 [ -f /etc/bash.bashrc ] && . /etc/bash.bashrc
+. "$BASH_ENV"
 PS1='[\u@\h \W]\$ '
 HISTFILE=%[3]q
 HISTSIZE=10000

@@ -64,6 +64,7 @@ const CgroupRoot = "/sys/fs/cgroup"
 // paths resolves a transcript's paths for the replay's world.
 type paths struct {
 	work    string   // the replay world's lesson directory
+	dirs    []string // the document's own directories on the host (Lesson.Dirs)
 	from    []string // recorded lesson directories, rewritten to work
 	workRe  *regexp.Regexp
 	cwd     string
@@ -96,13 +97,27 @@ func (p *paths) inWork(s string) bool { return s == p.work || strings.HasPrefix(
 // symbolic link on the way down from it (a link could lead a write out).
 func (p *paths) lesson(word string) (string, error) {
 	s := p.abs(word)
+	base := p.work
 	if !p.inWork(s) {
-		return "", refuse("%s is outside the lesson's directory", word)
+		// A document's own directory: on the host's own root, checked for
+		// links from / down.
+		base = ""
+		for _, d := range p.dirs {
+			if s == d || strings.HasPrefix(s, d+"/") {
+				base = "/"
+			}
+		}
+		if base == "" {
+			return "", refuse("%s is outside the lesson's directory", word)
+		}
 	}
-	cur := p.work
-	for _, part := range append([]string{""}, strings.Split(strings.TrimPrefix(s[len(p.work):], "/"), "/")...) {
+	cur := base
+	for _, part := range append([]string{""}, strings.Split(strings.TrimPrefix(s[len(base):], "/"), "/")...) {
 		if part != "" {
 			cur = filepath.Join(cur, part)
+		}
+		if cur == "/" {
+			continue // the host's root: /proc/PID/root is a link by nature
 		}
 		st, err := os.Lstat(filepath.Join(p.root, cur))
 		if err != nil {
@@ -551,7 +566,7 @@ func (p *paths) planRm(args []string) (*action, error) {
 		if err != nil {
 			return nil, err
 		}
-		if f == p.work {
+		if f == p.work || slices.Contains(p.dirs, f) {
 			return nil, refuse("rm of the lesson's directory itself")
 		}
 		argv = append(argv, f)

@@ -182,6 +182,7 @@ func Replay(ctx context.Context, path string, o ReplayOptions) (res *ReplayResul
 	shellWork := engine.Bind(l, nil).WorkDir()
 	p := &paths{
 		work:    env.WorkDir(),
+		dirs:    l.Dirs,
 		from:    []string{s.WorkDir},
 		workRe:  regexp.MustCompile(`^` + regexp.QuoteMeta(filepath.Join(engine.WorkRoot(), l.Name)) + `/[^/]+`),
 		cwd:     "/root",

@@ -52,7 +52,9 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "lab-bin-")
+		// Not in /tmp: a simulated host has a /tmp of its own, and tests
+		// run this binary inside hosts too.
+		dir, err := os.MkdirTemp("/var/tmp", "lab-bin-")
 		if err != nil {
 			buildErr = err
 			return

@@ -53,6 +53,9 @@ func Main(m *testing.M) {
 	code := m.Run()
 	done()
 	os.RemoveAll(work)
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
 	os.Exit(code)
 }
 
@@ -165,16 +168,13 @@ func DryRunMatches(t *testing.T, l *engine.Lesson) {
 	if err := engine.DryRun(l, &script); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), l.Name+".sh")
-	if err := os.WriteFile(file, script.Bytes(), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	if err := engine.Clean(l, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { engine.Clean(l, &bytes.Buffer{}) })
+	// As the script's own first lines say: bash -c "$(lab L --dry-run)".
 	var out bytes.Buffer
-	code, err := engine.Shell(l, "", []string{"bash", file}, nil, &out, &out)
+	code, err := engine.Shell(l, "", []string{"bash", "-c", script.String()}, nil, &out, &out)
 	if err != nil || code != 0 {
 		t.Fatalf("the dry-run script: exit %d, %v\n%s", code, err, out.String())
 	}

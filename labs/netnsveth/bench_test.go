@@ -24,7 +24,13 @@ func BenchmarkLessonVsScript(b *testing.B) {
 	labtest.NeedRoot(b)
 	var script bytes.Buffer
 	engine.WriteScript(Lesson, &script, true)
-	file := filepath.Join(b.TempDir(), "netns-veth.sh")
+	// Not in /tmp: docker01 has a /tmp of its own.
+	dir, err := os.MkdirTemp("/var/tmp", "lab-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "netns-veth.sh")
 	os.WriteFile(file, script.Bytes(), 0o755)
 
 	var labT, scriptT, worldT time.Duration

@@ -2,11 +2,12 @@
 // read-only lower layers and one upper layer, as document 000 mounts it on
 // docker02 (/yuanxiaojiang/lower0..2, upper, work, merged).
 //
-// Every command runs on the simulated host docker02: the mount exists only
-// in docker02's mount namespace (a slave of the machine's, so nothing
-// propagates back), the layers live in the lesson's directory on the real
-// disk. A student's `mount -t overlay ...` in `lab overlay-mount shell`
-// lands in the same namespace.
+// Every command runs on the simulated host docker02, at the document's own
+// paths: the mount exists only in docker02's mount namespace (a slave of
+// the machine's, so nothing propagates back), and /yuanxiaojiang is
+// docker02's own directory on the world's disk (see simhost), never the
+// machine's. A student's `mount -t overlay ...` in `lab overlay-mount
+// shell` lands in the same namespace.
 package overlaymount
 
 import (
@@ -55,6 +56,7 @@ var Lesson = &engine.Lesson{
 	Text:       engine.MustText(textEN),
 	State:      state,
 	WorkOnDisk: true,
+	Dirs:       []string{"/" + Base},
 	Normalize:  normalize,
 	StateNote:  "the layers as a tree, the overlay mounts, and the layer each name in merged comes from; sizes and times left out",
 	Build:      build,
@@ -76,7 +78,7 @@ func Seeds() []Seed {
 	return []Seed{
 		{Layer: "lower0", From: "/etc/hosts"},
 		{Layer: "lower1", From: "/etc/issue"},
-		{Layer: "lower2", From: resolvConf()},
+		{Layer: "lower2", From: "/etc/resolv.conf"},
 		{Layer: "upper", From: "/etc/hostname"},
 		{Layer: "lower0", Text: "lower0", Name: Layer},
 		{Layer: "lower2", Text: "lower2", Name: Layer},
@@ -98,20 +100,10 @@ func (s Seed) op(base string) op.Op {
 	return files.Echo(s.Text, filepath.Join(dir, s.Name), false)
 }
 
-// resolvConf is the document's /etc/resolv.conf, unless it points into /run
-// (systemd-resolved): a simulated host has a /run of its own, where the
-// link would dangle. nsswitch.conf stands in for it then.
-func resolvConf() string {
-	if p, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && !strings.HasPrefix(p, "/run/") {
-		return "/etc/resolv.conf"
-	}
-	return "/etc/nsswitch.conf"
-}
-
-// LayersOf is the document's layout in env's world: lower0..2, upper, work
-// and merged under the lesson's directory.
+// LayersOf is the document's layout: /yuanxiaojiang/lower0..2, upper, work
+// and merged, the same paths on every world's docker02, each its own.
 func LayersOf(env *engine.Env) overlay.Layers {
-	return overlay.Layout(filepath.Join(env.WorkDir(), Base), 3)
+	return overlay.Layout("/"+Base, 3)
 }
 
 func build(env *engine.Env) *engine.Script {
@@ -409,9 +401,12 @@ func items(l overlay.Layers) []engine.Item {
 			}
 			return engine.Pass()
 		}),
-		item("seeded", "the layers hold the document's files, and layer.txt in lower0 and in lower2", func(f Facts) engine.Verdict {
+		item("seeded", "the layers hold the document's files: hosts, issue, resolv.conf in lower0..2, hostname in upper", func(f Facts) engine.Verdict {
 			var missing, fixes []string
 			for _, s := range Seeds() {
+				if s.From == "" {
+					continue // layer.txt: the lab's addition, graded by "wins"
+				}
 				rel := s.Layer + "/" + s.name()
 				t, ok := text(f, rel)
 				if f.Files[rel].Type != "file" || (s.From == "" && (!ok || t != s.Text+"\n")) {
@@ -490,7 +485,10 @@ func items(l overlay.Layers) []engine.Item {
 			}
 			return engine.Pass()
 		}),
-		item("copyup", "layer.txt, changed through merged, was copied up: upper has lower0's text plus the edit, lower0 is untouched", func(f Facts) engine.Verdict {
+		item("copyup", beyond+"layer.txt, changed through merged, was copied up: upper has lower0's text plus the edit, lower0 is untouched", func(f Facts) engine.Verdict {
+			if !tried(f) {
+				return untried(f)
+			}
 			edit := files.Echo(Edit, in("merged", Layer), true).Cmd
 			if t, ok := text(f, "lower0/"+Layer); ok && t != "lower0\n" {
 				return engine.Miss(fmt.Sprintf("lower0/layer.txt holds %q: it was changed in the layer itself, not through merged", t),
@@ -506,10 +504,12 @@ func items(l overlay.Layers) []engine.Item {
 			}
 			return engine.Pass()
 		}),
-		item("whiteout", "hosts, deleted through merged, left a whiteout (character device 0/0) in upper; lower0 still has it", func(f Facts) engine.Verdict {
+		item("whiteout", beyond+"hosts, deleted through merged, left a whiteout (character device 0/0) in upper; lower0 still has it", func(f Facts) engine.Verdict {
 			rm := files.Rm(in("merged", Hosts)).Cmd
 			w, ok := f.Files["upper/"+Hosts]
 			switch {
+			case !ok && !tried(f):
+				return untried(f)
 			case f.Files["lower0/"+Hosts].Type == "" && w.Whiteout:
 				return engine.Miss("lower0/hosts is gone: it was deleted in the layer itself, not only through merged", "%s", files.Cp("/etc/hosts", l.Lower[0]).Cmd)
 			case f.Files["lower0/"+Hosts].Type == "":
@@ -532,10 +532,22 @@ func items(l overlay.Layers) []engine.Item {
 			}
 			return engine.Pass()
 		}),
-		item("wins", "merged shows lower0's layer.txt, not lower2's: the left-most lowerdir is the top layer", func(f Facts) engine.Verdict {
+		item("wins", beyond+"merged shows lower0's layer.txt, not lower2's: the left-most lowerdir is the top layer", func(f Facts) engine.Verdict {
+			if !tried(f) {
+				return untried(f)
+			}
+			var seed []string
+			for _, s := range Seeds() {
+				if t, ok := text(f, s.Layer+"/"+s.name()); s.From == "" && (!ok || t != s.Text+"\n") {
+					seed = append(seed, s.op(base).Cmd)
+				}
+			}
+			if len(seed) > 0 {
+				return engine.Miss("layer.txt is not in lower0 and in lower2", "%s", strings.Join(seed, " && "))
+			}
 			t, ok := text(f, "merged/"+Layer)
 			if !ok {
-				return engine.Miss("no layer.txt in merged", "the items above first: mount the overlay, with layer.txt in lower0 and lower2")
+				return engine.Miss("no layer.txt in merged", "mount the overlay (the items above)")
 			}
 			switch first, _, _ := strings.Cut(t, "\n"); first {
 			case "lower0":
@@ -548,6 +560,36 @@ func items(l overlay.Layers) []engine.Item {
 	}
 }
 
+// beyond marks the items of the lab's additions to the document (which
+// lower wins, copy-up, whiteouts), so a student knows which part is the
+// post's. Someone who typed only the post passes them as skipped.
+const (
+	beyond   = "beyond the document: "
+	notTried = "the lab's addition, not tried"
+)
+
+// tried reports whether the lab's additions were started: a layer.txt in a
+// layer.
+func tried(f Facts) bool {
+	for _, rel := range []string{"lower0/" + Layer, "lower2/" + Layer, "upper/" + Layer} {
+		if _, ok := f.Files[rel]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// untried grades an item beyond the document that was not tried: skipped
+// once the document's own files are in the layers, else not yet.
+func untried(f Facts) engine.Verdict {
+	for _, s := range Seeds() {
+		if _, ok := f.Files[s.Layer+"/"+s.name()]; s.From != "" && !ok {
+			return engine.Miss("the document's part is not done yet", "the items above first")
+		}
+	}
+	return engine.Verdict{Skip: notTried}
+}
+
 func sorted(s []string) []string {
 	c := slices.Clone(s)
 	slices.Sort(c)
@@ -556,10 +598,10 @@ func sorted(s []string) []string {
 
 // state is what the transcripts record after each step, as docker02 sees
 // it: the layers on disk (whiteouts as 0,0 devices, layer.txt's text), the
-// mounts in the lesson's directory, and each name in merged with the layer
-// it comes from. Paths are relative to the lesson's directory.
+// mounts in it, and each name in merged with the layer it comes from.
+// Paths are relative to /yuanxiaojiang.
 func state(env *engine.Env) (string, error) {
-	work := env.WorkDir()
+	work := filepath.Dir(LayersOf(env).Merged)
 	var b strings.Builder
 	err := onhost.Do(env.Main(), func() error {
 		tree, err := files.Tree(work, func(rel string) bool { return filepath.Base(rel) == Layer })
@@ -569,7 +611,7 @@ func state(env *engine.Env) (string, error) {
 		if tree == "" {
 			tree = "(empty)\n"
 		}
-		fmt.Fprintf(&b, "# the lesson's directory on %s\n%s", env.Lesson.Main, workNames.ReplaceAllString(tree, "/#<n>"))
+		fmt.Fprintf(&b, "# %s on %s\n%s", work, env.Lesson.Main, workNames.ReplaceAllString(tree, "/#<n>"))
 		ms, err := files.Mounts(files.ThreadMountinfo, work)
 		if err != nil {
 			return err
@@ -631,16 +673,7 @@ func state(env *engine.Env) (string, error) {
 // counter ("#433"): one is shared by hard link with every whiteout in upper.
 var workNames = regexp.MustCompile(`/#[0-9a-f]+\b`)
 
-// normalize makes a run's output read as the shell world's (the paths a
-// student sees in `lab overlay-mount shell`), without df's sizes and ls
-// -l's dates.
+// normalize leaves df's sizes and ls -l's dates out of a run's output.
 func normalize(s string) string {
-	return overlay.NormaliseDF(files.NormaliseLong(worldPaths("overlay-mount", s)))
-}
-
-// worldPaths rewrites the paths of any world's directory of lesson to the
-// shell world's under the default root: /var/lib/lab/LESSON/shell.
-func worldPaths(lesson, s string) string {
-	re := regexp.MustCompile(regexp.QuoteMeta(filepath.Join(engine.WorkRoot(), lesson)) + `/[A-Za-z0-9_.-]+`)
-	return re.ReplaceAllString(s, "/var/lib/lab/"+lesson+"/"+engine.ShellID)
+	return overlay.NormaliseDF(files.NormaliseLong(s))
 }

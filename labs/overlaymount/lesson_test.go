@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -193,8 +194,8 @@ func TestDryRunNeedsNothing(t *testing.T) {
 	s := b.String()
 	l := LayersOf(engine.Bind(Lesson, nil))
 	d := filepath.Dir(l.Merged)
-	if !strings.HasSuffix(d, "/overlay-mount/shell/yuanxiaojiang") {
-		t.Errorf("the script works in %s, not in the shell world's directory", d)
+	if d != "/yuanxiaojiang" {
+		t.Errorf("the script works in %s, not in the document's /yuanxiaojiang", d)
 	}
 	for _, line := range []string{
 		"mkdir -p " + d + "/lower{0..2} " + d + "/{upper,work,merged}",
@@ -217,16 +218,127 @@ func TestDryRunNeedsNothing(t *testing.T) {
 }
 
 func TestNormalize(t *testing.T) {
-	run := filepath.Join(engine.WorkRoot(), "overlay-mount", "run-12-345", "yuanxiaojiang")
 	in := "Filesystem      Size  Used Avail Use% Mounted on\n" +
-		"overlay         252G   12G   80G  13% " + run + "/merged\n" +
-		"c--------- 2 root root 0, 0 Nov 23 08:55 " + run + "/upper/hosts\n"
+		"overlay         252G   12G   80G  13% /yuanxiaojiang/merged\n" +
+		"c--------- 2 root root 0, 0 Nov 23 08:55 /yuanxiaojiang/upper/hosts\n"
 	want := "Filesystem      Size  Used Avail Use% Mounted on\n" +
-		"overlay            N     N     N   N% /var/lib/lab/overlay-mount/shell/yuanxiaojiang/merged\n" +
-		"c--------- 2 root root 0, 0 <time> /var/lib/lab/overlay-mount/shell/yuanxiaojiang/upper/hosts\n"
+		"overlay            N     N     N   N% /yuanxiaojiang/merged\n" +
+		"c--------- 2 root root 0, 0 <time> /yuanxiaojiang/upper/hosts\n"
 	if got := Lesson.Normalize(in); got != want {
 		t.Errorf("normalize:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// The document's commands (000, docker02), typed verbatim in a fresh `lab
+// overlay-mount shell` (ll, the line continuations, the files copied in
+// after the mount, the failing write at the end), pass check in full: the
+// items beyond the document say so and are skipped. /yuanxiaojiang is
+// docker02's own: nothing of it is on the machine, before or after clean.
+func TestDocumentsCommandsPass(t *testing.T) {
+	labtest.NeedRoot(t)
+	top := names(t, "/")
+	labtest.ShellRun(t, Lesson, `set -e
+mkdir -p /yuanxiaojiang/lower{0..2} /yuanxiaojiang/{upper,work,merged}
+mount -t overlay overlay -o \
+lowerdir=/yuanxiaojiang/lower0:/yuanxiaojiang/lower1:/yuanxiaojiang/lower2,\
+upperdir=/yuanxiaojiang/upper,\
+workdir=/yuanxiaojiang/work \
+/yuanxiaojiang/merged/
+df -h -t overlay
+cp /etc/hosts /yuanxiaojiang/lower0/
+cp /etc/issue /yuanxiaojiang/lower1/
+cp /etc/resolv.conf /yuanxiaojiang/lower2/
+cp /etc/hostname /yuanxiaojiang/upper/
+cp /etc/fstab /yuanxiaojiang/merged/
+ll /yuanxiaojiang/lower0
+ll /yuanxiaojiang/lower1
+ll /yuanxiaojiang/lower2
+ll /yuanxiaojiang/upper/
+ll /yuanxiaojiang/merged/
+umount /yuanxiaojiang/merged
+mount -t overlay overlay \
+-o lowerdir=/yuanxiaojiang/lower0:/yuanxiaojiang/lower1:/yuanxiaojiang/lower2,\
+workdir=/yuanxiaojiang/work \
+/yuanxiaojiang/merged/
+ll /yuanxiaojiang/merged/
+! cp /etc/os-release /yuanxiaojiang/merged/`)
+	if _, err := os.Lstat("/yuanxiaojiang"); err == nil {
+		t.Error("/yuanxiaojiang is on the machine")
+	}
+	r, err := engine.CheckShell(Lesson, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	r.Print(&b, engine.Plain())
+	if !r.Passed() || r.Score != r.Max {
+		t.Errorf("the document's commands do not pass:\n%s", b.String())
+	}
+	skipped := map[string]bool{}
+	for _, it := range r.Items {
+		if it.Skip != "" {
+			skipped[it.ID] = true
+		}
+		if beyondDoc := strings.HasPrefix(it.Text, beyond); beyondDoc != (it.ID == "wins" || it.ID == "copyup" || it.ID == "whiteout") {
+			t.Errorf("item %s: %q, beyond the document: %v", it.ID, it.Text, beyondDoc)
+		}
+	}
+	if len(skipped) != 3 || !skipped["wins"] || !skipped["copyup"] || !skipped["whiteout"] {
+		t.Errorf("skipped %v, want the three items beyond the document:\n%s", skipped, b.String())
+	}
+	if err := engine.Clean(Lesson, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, "/"); !slices.Equal(got, top) {
+		t.Errorf("the machine's / changed: %v, was %v", got, top)
+	}
+	for _, d := range []string{"/tmp", "/root"} {
+		for _, n := range names(t, d) {
+			if strings.Contains(n, "yuanxiao") {
+				t.Errorf("%s/%s is on the machine", d, n)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(engine.WorkRoot(), Lesson.Name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("clean left the world's files: %v", err)
+	}
+}
+
+// Hints name the document's short paths, and no hint repeats its directory
+// more than the command it gives needs.
+func TestHintsAreShort(t *testing.T) {
+	labtest.NeedRoot(t)
+	labtest.Short(t)
+	labtest.ShellRun(t, Lesson, "mkdir -p /yuanxiaojiang/lower0")
+	r, err := engine.CheckShell(Lesson, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range r.Items {
+		if strings.Contains(it.Hint, "/var/lib/lab") || strings.Contains(it.Found, "/var/lib/lab") {
+			t.Errorf("item %s names the lab's directory: %s / %s", it.ID, it.Found, it.Hint)
+		}
+		// The lab's additions are skipped only once the document's part is done.
+		if it.OK {
+			t.Errorf("item %s passes on a directory and nothing else: %+v", it.ID, it)
+		}
+	}
+	if it := r.Items[0]; it.ID != "dirs" || it.Hint != "mkdir -p /yuanxiaojiang/lower1 /yuanxiaojiang/lower2 /yuanxiaojiang/upper /yuanxiaojiang/merged" {
+		t.Errorf("dirs: %+v", it)
+	}
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
 }
 
 // A check graded again from its recorded observations, with no kernel to

@@ -40,7 +40,15 @@ func TestMountStaysOnTheHost(t *testing.T) {
 	}
 	t.Cleanup(func() { w.Destroy() })
 	h := w.Host("docker02")
-	dir := t.TempDir()
+	// A directory of the host's own /tmp, made from outside through
+	// /proc/PID/root: the machine's /tmp is not the host's.
+	dir := "/tmp/mnt"
+	if err := os.Mkdir(h.Path(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Fatalf("%s made on the host is on the machine too", dir)
+	}
 	before, _ := os.ReadFile("/proc/self/mountinfo")
 
 	mount := Op(h, op.Op{Cmd: "mount -t tmpfs tmpfs " + dir, Do: func(io.Writer) error {

@@ -2,7 +2,8 @@
 //
 // A simulated host is a keeper process born in new network, mount and UTS
 // namespaces: its own interfaces and routes, its own /run (so `ip netns add`
-// on it is private), its own /sys and hostname. A world is the set of hosts
+// on it is private), its own /sys, hostname and files (rootfs.go): /root,
+// /tmp, /home, /etc/hosts and whatever is made at the top. A world is the set of hosts
 // of one lesson run, joined by a simulated LAN:
 //
 //	docker01 eth0 10.0.0.81 ─┐
@@ -147,6 +148,9 @@ func Create(lesson, id string, topo Topology, opt Options) (_ *World, err error)
 		names = append(names, h.Name)
 	}
 	names = append(names, topo.infra()...)
+	if err := w.makeRoots(names); err != nil {
+		return nil, err
+	}
 	for _, n := range names {
 		h, err := w.startKeeper(n, opt.Kept)
 		if err != nil {
@@ -379,6 +383,7 @@ func (w *World) Destroy() error {
 	if err := os.RemoveAll(w.Dir()); err != nil {
 		note(err)
 	}
+	note(w.removeRoots())
 	// Leave no empty directories behind either.
 	os.Remove(filepath.Join(StateRoot(), w.Lesson))
 	os.Remove(StateRoot())
