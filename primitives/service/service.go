@@ -13,7 +13,7 @@
 //		Ready: service.HTTP(h, "http://10.0.0.91:8500/v1/status/leader"),
 //	}
 //	service.Start(h, spec)          // an op.Op printed as `consul agent -dev -client 10.0.0.91 &`
-//	service.Stop(h, env.StateDir(), "consul") // an op.Op printed as `kill %consul`
+//	service.Stop(h, spec)           // an op.Op printed as `kill %consul`
 //
 // Run and StopRecord are the same without the op; List and Find read the
 // records from any lab process (`lab LESSON logs`, `lab status`, `clean`);
@@ -71,6 +71,9 @@ type Spec struct {
 	// HOST-NAME.log and a student reads it with `lab LESSON logs NAME`.
 	Name string
 	// Path is the program: an absolute path, or a name looked up on PATH.
+	// It is resolved inside the host, whose /run is its own: a program (or
+	// a Data directory) under /run is not there, except the lab's state
+	// directory, which every host sees.
 	Path string
 	Args []string
 	// Env is added to the service's environment, which is otherwise only
@@ -147,15 +150,12 @@ func Start(h *host.Host, s Spec) op.Op {
 	}}
 }
 
-// Stop is the op that stops the named service of h (SIGTERM, then SIGKILL
-// after 5s), printed as the bash job control a person would use.
-func Stop(h *host.Host, world, name string) op.Op {
-	cmd := "kill %" + name
-	if r, err := Find(world, h.Name, name); err == nil {
-		cmd = "kill %" + op.Quote(Spec{Path: r.Path}.shown())
-	}
-	return op.Op{Host: h.Name, Cmd: cmd, Do: func(io.Writer) error {
-		r, err := Find(world, h.Name, name)
+// Stop is the op that stops the service s started on h (SIGTERM, then
+// SIGKILL after 5s), printed as the bash job control a person would use
+// for the `&` of Start: `kill %consul`.
+func Stop(h *host.Host, s Spec) op.Op {
+	return op.Op{Host: h.Name, Cmd: "kill %" + op.Quote(s.shown()), Do: func(io.Writer) error {
+		r, err := Find(s.World, h.Name, s.Name)
 		if err != nil {
 			return err
 		}

@@ -232,8 +232,8 @@ func TestServiceInHost(t *testing.T) {
 	if _, err := Run(h, s); err == nil || !strings.Contains(err.Error(), "runs on elk91 already") {
 		t.Errorf("second start: %v", err)
 	}
-	stop := Stop(h, w.Dir(), "web")
-	if stop.Cmd != "kill %/usr/bin/python3" && stop.Cmd != "kill %python3" {
+	stop := Stop(h, s)
+	if want := "kill %" + s.shown(); stop.Cmd != want || !strings.HasPrefix(s.Cmd(), s.shown()+" -m http.server") {
 		t.Errorf("stop cmd %q", stop.Cmd)
 	}
 	if err := stop.Do(os.Stdout); err != nil {
@@ -283,10 +283,16 @@ func TestReadiness(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 
-	// The TCP probe succeeds once something listens.
-	if _, err := Run(h, Spec{Name: "http", Path: program(t, "svc-test-http"), Args: []string{"10.0.0.91:9999"}, World: w.Dir(),
-		Ready: TCP(h, "10.0.0.91:9999"), Timeout: 5 * time.Second}); err != nil {
+	// The TCP probe succeeds once something listens; the data directory
+	// can be anywhere (a real disk), and is made.
+	data := filepath.Join(t.TempDir(), "a", "data")
+	r, err = Run(h, Spec{Name: "http", Path: program(t, "svc-test-http"), Args: []string{"10.0.0.91:9999"}, World: w.Dir(),
+		Data: data, Ready: TCP(h, "10.0.0.91:9999"), Timeout: 5 * time.Second})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", r.Pid)); cwd != data || r.Data != data {
+		t.Errorf("cwd %q, data %q, want %q", cwd, r.Data, data)
 	}
 }
 
@@ -384,19 +390,30 @@ func gone(pid int, d time.Duration) bool {
 func TestDiesWithLab(t *testing.T) {
 	needRoot(t)
 	before := machineState(t)
-	id := fmt.Sprintf("killed-%d", os.Getpid())
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) { diesWithLab(t, sig) })
+	}
+	if after := machineState(t); after != before {
+		t.Errorf("the machine changed:\n%s\n---\n%s", before, after)
+	}
+}
+
+// diesWithLab: a lab that dies of sig (one it does not handle) takes its
+// service with it.
+func diesWithLab(t *testing.T, sig syscall.Signal) {
+	id := fmt.Sprintf("killed-%d-%d", os.Getpid(), sig)
 	lab, pid := startLab(t, "tied", id)
 	if !(&Record{Pid: pid}).aliveAny() {
 		t.Fatal("the service is not running")
 	}
 	start := time.Now()
-	lab.Process.Signal(syscall.SIGKILL)
+	lab.Process.Signal(sig)
 	lab.Wait()
 	if !gone(pid, 3*time.Second) {
 		unix.Kill(pid, unix.SIGKILL)
-		t.Fatal("the service survived the SIGKILLed lab")
+		t.Fatalf("the service survived the lab's %v", sig)
 	}
-	t.Logf("service gone %v after the lab's SIGKILL", time.Since(start))
+	t.Logf("service gone %v after the lab's %v", time.Since(start), sig)
 	w, err := simhost.Open("service-test", id)
 	if err != nil {
 		t.Fatal(err)
@@ -410,9 +427,6 @@ func TestDiesWithLab(t *testing.T) {
 	}
 	if _, err := os.Stat(w.Dir()); !os.IsNotExist(err) {
 		t.Errorf("world dir left: %v", err)
-	}
-	if after := machineState(t); after != before {
-		t.Errorf("the machine changed:\n%s\n---\n%s", before, after)
 	}
 }
 
