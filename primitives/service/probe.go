@@ -17,9 +17,13 @@ type Probe func() error
 // DialContext dials from inside h's network namespace. The socket is made
 // on a thread switched into the namespace and stays there after the thread
 // switches back, so the connection is h's (10.0.0.91:8500 is reachable
-// from elk91's stack, not from the machine's).
+// from elk91's stack, not from the machine's). addr must be an IP address:
+// a name lookup would run on other threads, in the machine's namespace.
 func DialContext(h *host.Host) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if ip, _, err := net.SplitHostPort(addr); err != nil || net.ParseIP(ip) == nil {
+			return nil, fmt.Errorf("dial %q on %s: give an IP address and port (a simulated host has no DNS)", addr, h.Name)
+		}
 		var c net.Conn
 		err := nsx.InNetns(h.NetnsPath(""), func() error {
 			var d net.Dialer
@@ -33,15 +37,14 @@ func DialContext(h *host.Host) func(ctx context.Context, network, addr string) (
 
 // HTTPClient is an HTTP client whose connections start in h's network
 // namespace (for Consul's api.Config.HttpClient, say). No proxy: a proxy
-// from the lab's environment would be outside the world.
+// from the lab's environment would be outside the world. Trap: an idle
+// kept-alive connection is a socket that holds the host's network
+// namespace alive after its world is gone; call CloseIdleConnections when
+// done.
 func HTTPClient(h *host.Host, timeout time.Duration) *http.Client {
 	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			Proxy:             nil,
-			DialContext:       DialContext(h),
-			DisableKeepAlives: true,
-		},
+		Timeout:   timeout,
+		Transport: &http.Transport{Proxy: nil, DialContext: DialContext(h), MaxIdleConnsPerHost: 16},
 	}
 }
 
@@ -61,7 +64,10 @@ func TCP(h *host.Host, addr string) Probe {
 
 // HTTP is ready when GET url from inside h's network namespace answers 200.
 func HTTP(h *host.Host, url string) Probe {
-	cl := HTTPClient(h, 2*time.Second)
+	cl := &http.Client{
+		Timeout:   2 * time.Second,
+		Transport: &http.Transport{Proxy: nil, DialContext: DialContext(h), DisableKeepAlives: true},
+	}
 	return func() error {
 		resp, err := cl.Get(url)
 		if err != nil {

@@ -272,6 +272,9 @@ func waitReady(r *Record, s Spec, done chan struct{}) error {
 		timeout = 15 * time.Second
 	}
 	deadline := time.Now().Add(timeout)
+	// Polled often at first (most programs are up in milliseconds), then
+	// every 100ms.
+	pause := 5 * time.Millisecond
 	for {
 		select {
 		case <-done:
@@ -290,8 +293,9 @@ func waitReady(r *Record, s Spec, done chan struct{}) error {
 		}
 		select {
 		case <-done:
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 100*time.Millisecond)
 	}
 }
 

@@ -212,11 +212,16 @@ func TestServiceInHost(t *testing.T) {
 		t.Errorf("cwd %q", cwd)
 	}
 	// One more request, which Python logs to stderr.
-	resp, err := HTTPClient(h, 2*time.Second).Get("http://10.0.0.91:8000/from-test")
+	cl := HTTPClient(h, 2*time.Second)
+	resp, err := cl.Get("http://10.0.0.91:8000/from-test")
 	if err != nil || resp.StatusCode != 404 {
 		t.Fatalf("GET: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	cl.CloseIdleConnections()
+	if _, err := cl.Get("http://localhost:8000/"); err == nil || !strings.Contains(err.Error(), "no DNS") {
+		t.Errorf("GET by name: %v", err)
+	}
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		b, _ := os.ReadFile(r.Log)
@@ -461,3 +466,72 @@ func TestKeptWorld(t *testing.T) {
 
 // aliveAny: the pid runs at all (no start time known).
 func (r *Record) aliveAny() bool { _, err := startTicks(r.Pid); return err == nil }
+
+// BenchmarkStartStop: one service started (until its TCP port answers)
+// and stopped with SIGTERM, on a world made once.
+func BenchmarkStartStop(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	w, err := simhost.Create("service-test", fmt.Sprintf("bench-%d", os.Getpid()), topo, simhost.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Destroy()
+	h := w.Host("elk91")
+	exe, _ := os.Executable()
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "svc-test-http")
+	os.Symlink(exe, bin)
+	s := Spec{Name: "http", Path: bin, Args: []string{"10.0.0.91:9000"}, World: w.Dir(), Ready: TCP(h, "10.0.0.91:9000")}
+	var start, stop time.Duration
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		r, err := Run(h, s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := StopRecord(r, 2*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		start += t1.Sub(t0)
+		stop += time.Since(t1)
+	}
+	b.ReportMetric(float64(start.Microseconds())/float64(b.N)/1000, "ms-start")
+	b.ReportMetric(float64(stop.Microseconds())/float64(b.N)/1000, "ms-stop")
+}
+
+// BenchmarkGET: an HTTP GET from the lab into a host, on a kept-alive
+// connection and on a fresh one each time (a dial inside the netns).
+func BenchmarkGET(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	w, err := simhost.Create("service-test", fmt.Sprintf("bench-get-%d", os.Getpid()), topo, simhost.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Destroy()
+	h := w.Host("elk91")
+	exe, _ := os.Executable()
+	bin := filepath.Join(b.TempDir(), "svc-test-http")
+	os.Symlink(exe, bin)
+	if _, err := Run(h, Spec{Name: "http", Path: bin, Args: []string{"10.0.0.91:9001"}, World: w.Dir(), Ready: TCP(h, "10.0.0.91:9001")}); err != nil {
+		b.Fatal(err)
+	}
+	for _, keep := range []bool{true, false} {
+		b.Run(fmt.Sprintf("keepalive=%v", keep), func(b *testing.B) {
+			cl := HTTPClient(h, 2*time.Second)
+			defer cl.CloseIdleConnections()
+			cl.Transport.(*http.Transport).DisableKeepAlives = !keep
+			for i := 0; i < b.N; i++ {
+				resp, err := cl.Get("http://10.0.0.91:9001/")
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+}
