@@ -299,6 +299,13 @@ func TestReadiness(t *testing.T) {
 	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", r.Pid)); cwd != data || r.Data != data {
 		t.Errorf("cwd %q, data %q, want %q", cwd, r.Data, data)
 	}
+	// The world's teardown catches a service still running.
+	if err := w.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Alive() {
+		t.Error("Destroy left the service running")
+	}
 }
 
 // StopAll stops the last started first; a service that ignores SIGTERM is
