@@ -212,7 +212,7 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
-				return engine.Usagef("%s has no subcommand %q: use shell, check or clean (see 'lab %s --help')", l.Name, c.Args().First(), l.Name)
+				return engine.Usagef("%s has no subcommand %q: use shell, check, logs or clean (see 'lab %s --help')", l.Name, c.Args().First(), l.Name)
 			}
 			lang := engine.Lang(c.String("lang"))
 			if _, ok := l.Translations[lang]; !ok && lang != "en" && c.IsSet("lang") {
@@ -329,6 +329,7 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 					return nil
 				},
 			},
+			logsCommand(l),
 			{
 				Name:         "clean",
 				Usage:        "remove everything the lesson or its shell made",

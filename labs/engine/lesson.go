@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/containers-underneath/lab/primitives/host"
 	"github.com/containers-underneath/lab/primitives/op"
+	"github.com/containers-underneath/lab/primitives/service"
 	"github.com/containers-underneath/lab/primitives/simhost"
 )
 
@@ -236,6 +238,9 @@ func Bind(l *Lesson, w *simhost.World) *Env { return l.bind(w) }
 // first.
 func teardown(l *Lesson, w *simhost.World) error {
 	env := l.bind(w)
+	// Services first, last started first, with a SIGTERM they can act on;
+	// Destroy then kills whatever else lives in the world.
+	service.StopAll(w.Dir(), 3*time.Second)
 	first := w.Destroy()
 	if l.Cleanup != nil {
 		if err := l.Cleanup(env); err != nil && first == nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/containers-underneath/lab/primitives/netstate"
+	"github.com/containers-underneath/lab/primitives/op"
+	"github.com/containers-underneath/lab/primitives/service"
 	"github.com/containers-underneath/lab/primitives/simhost"
 )
 
@@ -36,8 +38,14 @@ func Status(out io.Writer) error {
 			if !w.Alive() {
 				continue
 			}
+			svcs, _ := service.List(w.Dir())
 			for _, h := range w.Hosts {
 				fmt.Fprintf(out, "  %s\n", hostLine(w, h.Name))
+				for _, r := range svcs {
+					if r.Host == h.Name {
+						fmt.Fprintf(out, "    %s\n", serviceLine(w, r))
+					}
+				}
 			}
 		}
 	}
@@ -45,6 +53,16 @@ func Status(out io.Writer) error {
 		fmt.Fprintln(out, "no simulated hosts: no lesson is running and no shell is kept")
 	}
 	return nil
+}
+
+// serviceLine is one service of a host: whether it runs, its command,
+// and how to read its output.
+func serviceLine(w *simhost.World, r *service.Record) string {
+	state := "exited"
+	if r.Alive() {
+		state = fmt.Sprintf("running, pid %d", r.Pid)
+	}
+	return fmt.Sprintf("service %s (%s): %s  [lab %s logs %s --host %s]", r.Name, state, op.Join(r.Argv...), w.Lesson, r.Name, r.Host)
 }
 
 func owner(w *simhost.World) string {
