@@ -41,13 +41,13 @@ func doctorCommand() *cli.Command {
 				if err != nil {
 					line(false, n, fmt.Sprintf("%v: %s", err, f.Fix))
 				} else {
-					line(true, n, "")
+					line(true, n, features.Detail(n))
 				}
 			}
 			fmt.Fprintf(w, "info cgroup     %s\n", cgroupVersion())
 			fmt.Fprintf(w, "info iptables   %s\n", iptablesBackend())
 			if bad > 0 {
-				return cli.Exit(fmt.Sprintf("%d missing: 'sudo make setup' installs the tools", bad), 1)
+				return cli.Exit(fmt.Sprintf("%d missing: 'sudo make setup' installs the tools (and builds consul)", bad), 1)
 			}
 			return nil
 		},

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/containers-underneath/lab/primitives/consul"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -32,11 +33,31 @@ var all = map[string]Feature{
 	"ip":        {"ip", binProbe("ip"), "install it: apt-get install iproute2"},
 	"ping":      {"ping", binProbe("ping"), "install it: apt-get install iputils-ping"},
 	"conntrack": {"conntrack", binProbe("conntrack"), "install it: apt-get install conntrack (or sudo make setup)"},
+	"consul":    {"consul", consulProbe, consul.Fix},
 }
 
 // Names lists every known feature.
 func Names() []string {
-	return []string{"netns", "veth", "bridge", "macvlan", "vxlan", "overlay", "ip", "ping", "iptables", "conntrack"}
+	return []string{"netns", "veth", "bridge", "macvlan", "vxlan", "overlay", "ip", "ping", "iptables", "conntrack", "consul"}
+}
+
+// Detail is what doctor shows beside a feature that is there, when there
+// is more to say than "ok".
+func Detail(name string) string {
+	if name == "consul" {
+		if p, err := consul.Binary(); err == nil {
+			v, _ := consul.Check(p)
+			return "v" + v + " at " + p
+		}
+	}
+	return ""
+}
+
+// consulProbe finds an open-source consul (not packaged by Debian: see
+// scripts/consul.sh) without starting it.
+func consulProbe() error {
+	_, err := consul.Binary()
+	return err
 }
 
 // Check probes one feature by name.
