@@ -1,0 +1,351 @@
+package grade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"unicode"
+
+	"github.com/containers-underneath/lab/primitives/host"
+	"github.com/containers-underneath/lab/primitives/nsx"
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/interp"
+	"mvdan.cc/sh/v3/syntax"
+)
+
+// The replay's gate. A typed line is parsed and run by a real shell
+// interpreter (mvdan.cc/sh: variables, $(...), pipes, lists and loops as in
+// bash), but the interpreter never starts a program or opens a file by
+// itself: every command it would run goes through Gate.exec, every file a
+// redirection opens through Gate.open. A command runs only if a Rule
+// registered for its program name resolves it to something the lab knows
+// how to do; anything else is refused and nothing of it runs.
+//
+//	line ── syntax.Parse ── interp.Runner ──┬─ exec(argv) ── rules[argv[0]] ── Act: the lab's Go code, or argv in the sandbox
+//	                                         └─ open(path) ── lesson dir, the replay's cgroups, /proc/sys/net, /dev/null
+//
+// Builtins (echo, test, cd, eval, source, exec, command, ...) stay inside the
+// interpreter: eval and command only reach the same gate, source opens
+// through it (and reads are refused).
+
+// Rule resolves one command (argv expanded by the shell) to what the replay
+// does for it, or refuses with an error. Rules are registered by program
+// name: a new lesson's command (`bridge fdb`, `etcdctl`, `tcpdump`) is one
+// RegisterRule call next to its lesson, not a parser change.
+type Rule func(c *Call) (*Act, error)
+
+// Act is what a resolved command does: the lab's own Go code (Do) or a
+// program run inside the replay's sandbox on the simulated host (Argv).
+type Act struct {
+	Do   func(out io.Writer) error
+	Argv []string
+}
+
+// Stdio is where a command reads and writes: the shell's pipes.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// Call is one command as the gate sees it.
+type Call struct {
+	Argv []string
+	Dir  string // the shell's working directory
+	Host *host.Host
+	p    *paths
+}
+
+var (
+	rulesMu sync.RWMutex
+	rules   = map[string]Rule{}
+)
+
+// RegisterRule lets program name through the gate, as r decides. It must be
+// called from an init function.
+func RegisterRule(name string, r Rule) {
+	rulesMu.Lock()
+	defer rulesMu.Unlock()
+	if _, dup := rules[name]; dup {
+		panic(fmt.Sprintf("grade: a replay rule for %q is registered twice", name))
+	}
+	rules[name] = r
+}
+
+func ruleFor(name string) (Rule, bool) {
+	rulesMu.RLock()
+	defer rulesMu.RUnlock()
+	r, ok := rules[name]
+	return r, ok
+}
+
+// MaxLine bounds a typed line; a longer one is refused unparsed.
+const MaxLine = 16 << 10
+
+// Refused is the error of a command the gate does not let through.
+type Refused struct{ Why string }
+
+func (e *Refused) Error() string { return e.Why }
+
+func refuse(format string, a ...any) error { return &Refused{fmt.Sprintf(format, a...)} }
+
+// Gate runs typed lines on one simulated host of a replay.
+type Gate struct {
+	p *paths
+	h *host.Host
+	// act does what the gate let through: Act.Do, or Act.Argv in the
+	// sandbox. Tests of the gate put a recorder here.
+	act  func(ctx context.Context, a *Act, io Stdio) (int, error)
+	mu   sync.Mutex
+	deny error // the first refusal of the line being run
+}
+
+// Line parses and runs one typed line. A refused command stops the line
+// (set -e as far as the gate is concerned): its error is returned as a
+// *Refused and nothing after it runs.
+func (g *Gate) Line(ctx context.Context, line string, out io.Writer) (code int, err error) {
+	if len(line) > MaxLine {
+		return 0, refuse("a line of %d bytes (at most %d)", len(line), MaxLine)
+	}
+	if i := strings.IndexFunc(line, func(r rune) bool { return r == 0 || r > unicode.MaxASCII && unicode.IsControl(r) }); i >= 0 {
+		return 0, refuse("a control character in the line")
+	}
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(line), "")
+	if err != nil {
+		return 0, refuse("not a shell command: %v", err)
+	}
+	g.mu.Lock()
+	g.deny = nil
+	g.mu.Unlock()
+	r, err := interp.New(
+		interp.StdIO(nil, out, out),
+		interp.Env(expand.ListEnviron(replayEnv...)),
+		interp.Dir("/"),
+		interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return g.exec }),
+		interp.OpenHandler(g.open),
+		interp.ReadDirHandler2(g.readDir),
+		interp.StatHandler(g.stat),
+	)
+	if err != nil {
+		return 0, err
+	}
+	r.Dir = g.p.cwd
+	err = r.Run(ctx, f)
+	g.mu.Lock()
+	deny := g.deny
+	g.mu.Unlock()
+	if deny != nil {
+		return 0, deny
+	}
+	if st, ok := interp.IsExitStatus(err); ok {
+		return int(st), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+// stop records a refusal and makes the interpreter stop the line.
+func (g *Gate) stop(err error) error {
+	g.mu.Lock()
+	if g.deny == nil {
+		g.deny = err
+	}
+	g.mu.Unlock()
+	return err // not an exit status: the runner stops
+}
+
+func (g *Gate) refused() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.deny != nil
+}
+
+// exec is the interpreter's only way to run a program.
+func (g *Gate) exec(ctx context.Context, args []string) error {
+	if g.refused() {
+		return g.stop(g.deny)
+	}
+	hc := interp.HandlerCtx(ctx)
+	name := args[0]
+	rule, ok := ruleFor(name)
+	if !ok {
+		if strings.ContainsRune(name, '/') {
+			return g.stop(refuse("%s: a program is named, never given by path", name))
+		}
+		return g.stop(refuse("%s is not on the replay allowlist", name))
+	}
+	c := &Call{Argv: args, Dir: hc.Dir, Host: g.h, p: g.p}
+	a, err := rule(c)
+	if err != nil {
+		return g.stop(err)
+	}
+	code, err := g.act(ctx, a, Stdio{In: hc.Stdin, Out: hc.Stdout, Err: hc.Stderr})
+	if err != nil {
+		fmt.Fprintf(hc.Stderr, "%s: %v\n", name, err)
+		return interp.NewExitStatus(1)
+	}
+	if code != 0 {
+		return interp.NewExitStatus(uint8(min(code, 255)))
+	}
+	return nil
+}
+
+// open is the interpreter's only way to open a file (redirections, source).
+// Reads are refused; writes go to the lesson's directory, a file of a
+// cgroup the replay made, or a net.* sysctl of the host.
+func (g *Gate) open(ctx context.Context, path string, flag int, perm os.FileMode) (io.ReadWriteCloser, error) {
+	if g.refused() {
+		return nil, g.stop(g.deny)
+	}
+	hc := interp.HandlerCtx(ctx)
+	if path == "/dev/null" {
+		return devNull{}, nil
+	}
+	if flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+		return nil, g.stop(refuse("reading %s from the shell: only programs read files in a replay", path))
+	}
+	if flag&os.O_RDWR != 0 {
+		return nil, g.stop(refuse("%s opened for reading and writing", path))
+	}
+	w, err := g.p.writer(g.h, hc.Dir, path, flag&os.O_APPEND != 0)
+	if err != nil {
+		return nil, g.stop(err)
+	}
+	return w, nil
+}
+
+// readDir serves globs: only inside the lesson's directory.
+func (g *Gate) readDir(ctx context.Context, path string) ([]os.DirEntry, error) {
+	d := g.p.abs(interp.HandlerCtx(ctx).Dir, path)
+	if !g.p.inWork(d) {
+		return nil, refuse("a glob outside the lesson's directory")
+	}
+	return os.ReadDir(g.p.host(d))
+}
+
+// stat serves test -e and cd, through the host's root.
+func (g *Gate) stat(ctx context.Context, name string, follow bool) (os.FileInfo, error) {
+	d := g.p.host(g.p.abs(interp.HandlerCtx(ctx).Dir, name))
+	if follow {
+		return os.Stat(d)
+	}
+	return os.Lstat(d)
+}
+
+type devNull struct{}
+
+func (devNull) Read([]byte) (int, error)    { return 0, io.EOF }
+func (devNull) Write(b []byte) (int, error) { return len(b), nil }
+func (devNull) Close() error                { return nil }
+
+// writer opens a file for a redirection. The file is opened through the
+// host's root, never following a link at the end, after the path was
+// checked to have no link on the way down.
+func (p *paths) writer(h *host.Host, cwd, word string, appendTo bool) (io.ReadWriteCloser, error) {
+	f := p.abs(cwd, word)
+	switch {
+	case strings.HasPrefix(f, "/proc/sys/net/"):
+		key := strings.ReplaceAll(strings.TrimPrefix(f, "/proc/sys/"), "/", ".")
+		if !sysctlKey.MatchString(key) {
+			return nil, refuse("writing %s: not a net.* sysctl", f)
+		}
+		return &sysctlWriter{h: h, key: key}, nil
+	case strings.HasPrefix(f, CgroupRoot+"/"):
+		if err := p.cgroupFile(f); err != nil {
+			return nil, err
+		}
+		return &lineWriter{path: p.host(f), append: appendTo}, nil
+	}
+	d, err := p.lesson(cwd, word)
+	if err != nil {
+		return nil, err
+	}
+	flags := os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW
+	if appendTo {
+		flags |= os.O_APPEND
+	} else {
+		flags |= os.O_TRUNC
+	}
+	return os.OpenFile(p.host(d), flags, 0o644)
+}
+
+// lineWriter writes a cgroup file: the kernel takes one value per write,
+// so the text is written once, at close.
+type lineWriter struct {
+	path   string
+	append bool
+	buf    strings.Builder
+}
+
+func (w *lineWriter) Read([]byte) (int, error) { return 0, io.EOF }
+func (w *lineWriter) Write(b []byte) (int, error) {
+	if w.buf.Len()+len(b) > 4096 {
+		return 0, errors.New("too much for a cgroup file")
+	}
+	return w.buf.Write(b)
+}
+func (w *lineWriter) Close() error {
+	flags := os.O_WRONLY | syscall.O_NOFOLLOW
+	if w.append {
+		flags |= os.O_APPEND
+	}
+	f, err := os.OpenFile(w.path, flags, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(w.buf.String())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// sysctlWriter writes a net.* sysctl of the host. /proc/sys/net is the
+// namespace of whoever opens it, so the file is opened from a thread in the
+// host's network namespace, never from the lab's own.
+type sysctlWriter struct {
+	h   *host.Host
+	key string
+	buf strings.Builder
+}
+
+func (w *sysctlWriter) Read([]byte) (int, error) { return 0, io.EOF }
+func (w *sysctlWriter) Write(b []byte) (int, error) {
+	if w.buf.Len()+len(b) > 256 {
+		return 0, errors.New("too much for a sysctl")
+	}
+	return w.buf.Write(b)
+}
+func (w *sysctlWriter) Close() error {
+	v := strings.TrimSpace(w.buf.String())
+	if strings.ContainsAny(v, "\n=") {
+		return refuse("one value for %s", w.key)
+	}
+	return writeSysctl(w.h, w.key, v)
+}
+
+func sysctlPath(key string) string {
+	return filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+}
+
+func writeSysctl(h *host.Host, key, v string) error {
+	return nsx.InNetns(h.Paths().Net, func() error {
+		return os.WriteFile(sysctlPath(key), []byte(v+"\n"), 0)
+	})
+}
+
+func readSysctl(h *host.Host, key string) (string, error) {
+	var b []byte
+	err := nsx.InNetns(h.Paths().Net, func() (err error) {
+		b, err = os.ReadFile(sysctlPath(key))
+		return err
+	})
+	return strings.TrimSpace(string(b)), err
+}
