@@ -11,6 +11,7 @@ require (
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
 	golang.org/x/sys v0.49.0
+	mvdan.cc/sh/v3 v3.12.0
 )
 
 require (
@@ -19,5 +20,4 @@ require (
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
 	golang.org/x/term v0.32.0 // indirect
-	mvdan.cc/sh/v3 v3.12.0 // indirect
 )

@@ -45,6 +45,7 @@ type Rule func(c *Call) (*Act, error)
 type Act struct {
 	Do   func(out io.Writer) error
 	Argv []string
+	name string // the program, for messages
 }
 
 // Stdio is where a command reads and writes: the shell's pipes.
@@ -126,6 +127,7 @@ func (g *Gate) Line(ctx context.Context, line string, out io.Writer) (code int, 
 		interp.StdIO(nil, out, out),
 		interp.Env(expand.ListEnviron(replayEnv...)),
 		interp.Dir("/"),
+		interp.CallHandler(g.call),
 		interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return g.exec }),
 		interp.OpenHandler(g.open),
 		interp.ReadDirHandler2(g.readDir),
@@ -167,6 +169,17 @@ func (g *Gate) refused() bool {
 	return g.deny != nil
 }
 
+// call sees every simple command before the interpreter runs it. cd is
+// the interpreter's own, and checks the directory on the lab's filesystem:
+// it is given the directory as the lab sees the host's (p.abs maps it
+// back).
+func (g *Gate) call(ctx context.Context, args []string) ([]string, error) {
+	if len(args) == 2 && (args[0] == "cd" || args[0] == "pushd") {
+		return []string{args[0], g.p.host(g.p.abs(interp.HandlerCtx(ctx).Dir, args[1]))}, nil
+	}
+	return args, nil
+}
+
 // exec is the interpreter's only way to run a program.
 func (g *Gate) exec(ctx context.Context, args []string) error {
 	if g.refused() {
@@ -186,6 +199,7 @@ func (g *Gate) exec(ctx context.Context, args []string) error {
 	if err != nil {
 		return g.stop(err)
 	}
+	a.name = name
 	code, err := g.act(ctx, a, Stdio{In: hc.Stdin, Out: hc.Stdout, Err: hc.Stderr})
 	if err != nil {
 		fmt.Fprintf(hc.Stderr, "%s: %v\n", name, err)
@@ -230,9 +244,9 @@ func (g *Gate) readDir(ctx context.Context, path string) ([]os.DirEntry, error) 
 	return os.ReadDir(g.p.host(d))
 }
 
-// stat serves test -e and cd, through the host's root.
-func (g *Gate) stat(ctx context.Context, name string, follow bool) (os.FileInfo, error) {
-	d := g.p.host(g.p.abs(interp.HandlerCtx(ctx).Dir, name))
+// stat serves test -e and cd, through the host's root (name is absolute).
+func (g *Gate) stat(_ context.Context, name string, follow bool) (os.FileInfo, error) {
+	d := g.p.host(g.p.abs("/", name))
 	if follow {
 		return os.Stat(d)
 	}

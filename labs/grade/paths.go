@@ -34,6 +34,9 @@ func (p *paths) abs(cwd, s string) string {
 		s = filepath.Join(cwd, s)
 	}
 	s = filepath.Clean(s)
+	if p.root != "/" && p.root != "" && strings.HasPrefix(s, p.root+"/") {
+		s = s[len(p.root):] // a directory cd gave as the lab sees it
+	}
 	for _, from := range p.from {
 		if from != "" && (s == from || strings.HasPrefix(s, from+"/")) {
 			return p.work + s[len(from):]

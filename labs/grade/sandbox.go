@@ -175,12 +175,14 @@ func enterSandbox(work, group string) error {
 			devs[d] = fd
 		}
 	}
-	// The lesson's directory stays writable: its own bind mount, which the
-	// read-only pass below skips.
-	if _, err := os.Stat(work); err != nil {
-		work = "" // the lesson keeps no files
-	} else if err := unix.Mount(work, work, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("failed to bind %q: %w", work, err)
+	workFd := -1
+	if work != "" {
+		fd, err := unix.Open(work, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			work = "" // the lesson keeps no files
+		} else {
+			workFd = fd
+		}
 	}
 	// A /proc of the new PID namespace: only the sandbox's processes.
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
@@ -211,6 +213,17 @@ func enterSandbox(work, group string) error {
 			return fmt.Errorf("failed to bind %s: %w", f, err)
 		}
 		unix.Close(fd)
+	}
+	// The lesson's directory stays writable: its own bind mount, which the
+	// read-only pass below skips (made last, so no tmpfs above covers it).
+	if workFd >= 0 {
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", workFd), work, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("failed to bind %q: %w", work, err)
+		}
+		unix.Close(workFd)
 	}
 	for _, f := range maskedFiles {
 		if _, err := os.Lstat(f); err != nil {
