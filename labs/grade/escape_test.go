@@ -329,3 +329,17 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// A loop in the shell itself stops at the command's time limit.
+func TestGateTimeLimit(t *testing.T) {
+	g, _ := recordingGate(t)
+	for _, line := range []string{"while true; do :; done", "f() { f; }; f", "x=a; while true; do x=$x$x; done"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		start := time.Now()
+		g.Line(ctx, line, io.Discard)
+		cancel()
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%s: ran %v", line, d)
+		}
+	}
+}
