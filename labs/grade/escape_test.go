@@ -343,3 +343,26 @@ func TestGateTimeLimit(t *testing.T) {
 		}
 	}
 }
+
+// What could exhaust the lab's own process is refused or stopped.
+func TestGateBoundsTheShell(t *testing.T) {
+	g, _ := recordingGate(t)
+	for _, line := range []string{
+		"f() { f; }; f",
+		"x='eval \"$x\"'; eval \"$x\"",
+		"echo {1..100000000}",
+		"echo {1..1000}{1..1000}",
+		"x=a; while true; do x=$x$x; done",
+		"x=a; for i in 1 2 3 4 5 6 7 8 9 10; do for j in 1 2 3 4 5 6 7 8 9 10; do x=$x$x; done; done",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		start := time.Now()
+		_, err := g.Line(ctx, line, io.Discard)
+		cancel()
+		t.Logf("%.40s: %v", line, time.Since(start))
+		var ref *Refused
+		if !errors.As(err, &ref) {
+			t.Errorf("%s: %v (after %v), want refused", line, err, time.Since(start))
+		}
+	}
+}

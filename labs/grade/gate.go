@@ -7,9 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime/metrics"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unicode"
 
 	"github.com/containers-underneath/lab/primitives/host"
@@ -120,6 +124,12 @@ func (g *Gate) Line(ctx context.Context, line string, out io.Writer) (code int, 
 	if err != nil {
 		return 0, refuse("not a shell command: %v", err)
 	}
+	if err := bounded(f, line); err != nil {
+		return 0, err
+	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go watchMemory(ctx, stop)
 	g.mu.Lock()
 	g.deny = nil
 	g.mu.Unlock()
@@ -143,6 +153,12 @@ func (g *Gate) Line(ctx context.Context, line string, out io.Writer) (code int, 
 	g.mu.Unlock()
 	if deny != nil {
 		return 0, deny
+	}
+	if c := context.Cause(ctx); c != nil && c != ctx.Err() {
+		var ref *Refused
+		if errors.As(c, &ref) {
+			return 0, c
+		}
 	}
 	if st, ok := interp.IsExitStatus(err); ok {
 		return int(st), nil
@@ -169,11 +185,87 @@ func (g *Gate) refused() bool {
 	return g.deny != nil
 }
 
+// The shell runs inside the lab's own process, so what could exhaust it is
+// refused before the line runs: functions (unbounded recursion), eval and
+// source (the same, and code the gate never parsed), and brace ranges too
+// large to expand. A line whose variables grow past maxShellMemory is
+// stopped.
+const (
+	maxBraces      = 1 << 16
+	maxShellMemory = 256 << 20
+)
+
+var braceRange = regexp.MustCompile(`\{(-?[0-9]+|[A-Za-z])\.\.(-?[0-9]+|[A-Za-z])(\.\.-?[0-9]+)?\}`)
+
+func bounded(f *syntax.File, line string) error {
+	var bad error
+	syntax.Walk(f, func(n syntax.Node) bool {
+		switch n.(type) {
+		case *syntax.FuncDecl:
+			bad = refuse("a function definition (a replay runs commands, not functions)")
+		case *syntax.CoprocClause:
+			bad = refuse("coproc")
+		}
+		return bad == nil
+	})
+	if bad != nil {
+		return bad
+	}
+	total := 1
+	for _, m := range braceRange.FindAllStringSubmatch(line, -1) {
+		a, errA := strconv.Atoi(m[1])
+		b, errB := strconv.Atoi(m[2])
+		n := 26
+		if errA == nil && errB == nil {
+			n = max(a-b, b-a) + 1
+		}
+		if n > maxBraces || total*n > maxBraces {
+			return refuse("a brace expansion of more than %d words", maxBraces)
+		}
+		total *= n
+	}
+	return nil
+}
+
+// watchMemory stops the line when the lab's heap and stacks grow past
+// maxShellMemory over what they were when it started.
+func watchMemory(ctx context.Context, stop context.CancelCauseFunc) {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	used := func() uint64 {
+		metrics.Read(s)
+		var n uint64
+		for _, x := range s {
+			if x.Value.Kind() == metrics.KindUint64 {
+				n += x.Value.Uint64()
+			}
+		}
+		return n
+	}
+	base := used()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if used() > base+maxShellMemory {
+				stop(refuse("the line's shell used more than %d MiB", maxShellMemory>>20))
+				return
+			}
+		}
+	}
+}
+
 // call sees every simple command before the interpreter runs it. cd is
 // the interpreter's own, and checks the directory on the lab's filesystem:
 // it is given the directory as the lab sees the host's (p.abs maps it
 // back).
 func (g *Gate) call(ctx context.Context, args []string) ([]string, error) {
+	switch args[0] {
+	case "eval", "source", ".", "trap", "alias", "enable":
+		return nil, g.stop(refuse("%s is not replayed (it runs code the replay never parsed)", args[0]))
+	}
 	if len(args) == 2 && (args[0] == "cd" || args[0] == "pushd") {
 		return []string{args[0], g.p.host(g.p.abs(interp.HandlerCtx(ctx).Dir, args[1]))}, nil
 	}
