@@ -228,3 +228,33 @@ func makeJail(t testing.TB, jail string, progs ...string) {
 		os.WriteFile(dst, b, 0o755)
 	}
 }
+
+// BenchmarkReplay replays each shipped transcript on a fresh world (make
+// and remove the world included); gate-only is the same through the gate
+// and the sandbox alone, where the transcript allows it.
+func BenchmarkReplay(b *testing.B) {
+	labtest.NeedRoot(b)
+	for _, f := range shipped(b) {
+		name := strings.TrimSuffix(filepath.Base(f), ".md")
+		for _, gateOnly := range []bool{false, true} {
+			if gateOnly && name != "netns-veth" && name != "overlay-mount" && name != "chroot-jail" {
+				continue
+			}
+			sub := name
+			if gateOnly {
+				sub += "/gate-only"
+			}
+			b.Run(sub, func(b *testing.B) {
+				for b.Loop() {
+					r, err := Replay(context.Background(), f, ReplayOptions{gateOnly: gateOnly})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if !r.OK() {
+						b.Fatalf("%s does not replay to its states", f)
+					}
+				}
+			})
+		}
+	}
+}
