@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -365,4 +366,31 @@ func TestGateBoundsTheShell(t *testing.T) {
 			t.Errorf("%s: %v (after %v), want refused", line, err, time.Since(start))
 		}
 	}
+}
+
+// The seccomp filter: a denied call fails with EPERM inside the sandbox.
+func TestSandboxSeccomp(t *testing.T) {
+	labtest.NeedRoot(t)
+	if auditArch() == 0 {
+		t.Skip("no seccomp filter for " + runtime.GOARCH)
+	}
+	sb := &Sandbox{Host: &host.Host{Name: "machine"}, Work: t.TempDir(), Limit: 5 * time.Second, Env: replayEnv}
+	var b bytes.Buffer
+	// personality(2) needs no capability: only the filter refuses it.
+	code, err := sb.Run(context.Background(), []string{"setarch", unameMachine(t), "-R", "true"}, Stdio{Out: &b, Err: &b})
+	if err != nil || code == 0 || !strings.Contains(b.String(), "not permitted") {
+		t.Errorf("personality in the sandbox: exit %d %v %q", code, err, b.String())
+	}
+	b.Reset()
+	if code, err := sb.Run(context.Background(), []string{"ip", "-br", "link"}, Stdio{Out: &b, Err: &b}); err != nil || code != 0 {
+		t.Errorf("ip under the filter: exit %d %v %q", code, err, b.String())
+	}
+}
+
+func unameMachine(t *testing.T) string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	return unix.ByteSliceToString(u.Machine[:])
 }

@@ -29,7 +29,8 @@ import (
 //	         cgroup pids.max     / slave, read-only; writable: the lesson's directory, a fresh /run, /tmp, /dev
 //	                             fresh /proc (only the sandbox's processes: no /proc/1/environ of the machine)
 //	                             masked: /etc/shadow, /root, /home, /proc/kcore ... (runc's maskedPaths)
-//	                             capabilities bounded to what ip, iptables and cp need; no_new_privs
+//	                             capabilities bounded to what ip, iptables and cp need; no_new_privs;
+//	                             a seccomp filter (seccomp.go)
 //	                             killed, whole pidns with it, at the command's time limit
 //
 // Its mounts are its own: a mount the replay must keep (overlay, bind,
@@ -322,5 +323,5 @@ func boundCaps() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("failed to set no_new_privs: %w", err)
 	}
-	return nil
+	return setSeccomp()
 }
