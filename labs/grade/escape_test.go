@@ -107,6 +107,8 @@ func escapes(mark string, long int) []string {
 		"ls | sh",
 		"ldd /etc/shadow",
 		"rm -rf /",
+		"ping -c 10 10.0.0.1 &",
+		"cat <(touch " + m("24") + ")",
 	}
 }
 
@@ -393,4 +395,15 @@ func unameMachine(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return unix.ByteSliceToString(u.Machine[:])
+}
+
+// BenchmarkSandbox is the cost of one program run in the sandbox.
+func BenchmarkSandbox(b *testing.B) {
+	labtest.NeedRoot(b)
+	sb := &Sandbox{Host: &host.Host{Name: "machine"}, Work: b.TempDir(), Limit: 5 * time.Second, Env: replayEnv}
+	for b.Loop() {
+		if code, err := sb.Run(context.Background(), []string{"true"}, Stdio{Out: io.Discard, Err: io.Discard}); err != nil || code != 0 {
+			b.Fatal(code, err)
+		}
+	}
 }

@@ -200,11 +200,17 @@ var braceRange = regexp.MustCompile(`\{(-?[0-9]+|[A-Za-z])\.\.(-?[0-9]+|[A-Za-z]
 func bounded(f *syntax.File, line string) error {
 	var bad error
 	syntax.Walk(f, func(n syntax.Node) bool {
-		switch n.(type) {
+		switch n := n.(type) {
 		case *syntax.FuncDecl:
 			bad = refuse("a function definition (a replay runs commands, not functions)")
 		case *syntax.CoprocClause:
 			bad = refuse("coproc")
+		case *syntax.ProcSubst:
+			bad = refuse("a process substitution (it makes a FIFO on the machine)")
+		case *syntax.Stmt:
+			if n.Background {
+				bad = refuse("a command in the background (it would outlive its line)")
+			}
 		}
 		return bad == nil
 	})

@@ -100,8 +100,10 @@ func (s *Sandbox) Run(ctx context.Context, argv []string, sio Stdio) (int, error
 	}
 	var late atomic.Bool
 	timer := time.AfterFunc(max(limit, 0), func() { late.Store(true); cmd.Process.Kill() })
+	stop := context.AfterFunc(ctx, func() { late.Store(true); cmd.Process.Kill() })
 	err = cmd.Wait()
 	timer.Stop()
+	stop()
 	if late.Load() {
 		return 124, nil
 	}
