@@ -284,8 +284,12 @@ func (id *identity) machines(path string) bool {
 	return err == nil && id.same(path, m)
 }
 
-// runnable: an ELF file or a script.
+// runnable: an ELF file, a script, or anything executable (binfmt_misc
+// runs other formats through interpreters outside the jail).
 func runnable(path string) bool {
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o111 != 0 {
+		return true
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return true // unreadable: let the comparison fail

@@ -226,6 +226,10 @@ func enterSandbox(work, group string) error {
 		if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", workFd), work, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("failed to bind %q: %w", work, err)
 		}
+		// A setuid file copied there with cp -p stays without its power.
+		if err := unix.Mount("", work, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+			return fmt.Errorf("failed to make %q nosuid: %w", work, err)
+		}
 		unix.Close(workFd)
 	}
 	for _, f := range maskedFiles {
