@@ -108,6 +108,7 @@ type Gate struct {
 	act  func(ctx context.Context, a *Act, io Stdio) (int, error)
 	mu   sync.Mutex
 	deny error // the first refusal of the line being run
+	ran  int   // commands of the line handed on
 }
 
 // Line parses and runs one typed line. A refused command stops the line
@@ -131,7 +132,7 @@ func (g *Gate) Line(ctx context.Context, line string, out io.Writer) (code int, 
 	defer stop(nil)
 	go watchMemory(ctx, stop)
 	g.mu.Lock()
-	g.deny = nil
+	g.deny, g.ran = nil, 0
 	g.mu.Unlock()
 	r, err := interp.New(
 		interp.StdIO(nil, out, out),
@@ -167,6 +168,13 @@ func (g *Gate) Line(ctx context.Context, line string, out io.Writer) (code int, 
 		return 0, err
 	}
 	return 0, nil
+}
+
+// Ran is how many commands of the last line were handed on before it ended.
+func (g *Gate) Ran() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ran
 }
 
 // stop records a refusal and makes the interpreter stop the line.
@@ -298,6 +306,9 @@ func (g *Gate) exec(ctx context.Context, args []string) error {
 		return g.stop(err)
 	}
 	a.name = name
+	g.mu.Lock()
+	g.ran++
+	g.mu.Unlock()
 	code, err := g.act(ctx, a, Stdio{In: hc.Stdin, Out: hc.Stdout, Err: hc.Stderr})
 	if err != nil {
 		fmt.Fprintf(hc.Stderr, "%s: %v\n", name, err)

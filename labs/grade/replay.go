@@ -338,14 +338,20 @@ func (rp *replayer) runOne(ctx context.Context, c ScriptCmd, workDir string, r *
 	code := 0
 	var err error
 	rp.p.root = h.Root()
+	partial := false
 	if a, ok := rp.ops[c.Host+"\x00"+strings.ReplaceAll(c.Cmd, workDir, engine.Bind(rp.env.Lesson, nil).WorkDir())]; ok {
 		err = runOp(cctx, a, lw)
 	} else {
-		code, err = rp.gate(h).Line(cctx, c.Cmd, lw)
+		g := rp.gate(h)
+		code, err = g.Line(cctx, c.Cmd, lw)
+		partial = g.Ran() > 0
 	}
 	r.Output = engine.Normalize(buf.String())
 	var ref *Refused
 	switch {
+	case errors.As(err, &ref) && partial:
+		// The commands before the refused one ran, as bash would have.
+		r.Status, r.Why = "failed", "stopped at a command the replay refuses: "+err.Error()
 	case errors.As(err, &ref):
 		refused(err)
 	case cctx.Err() != nil || code == 124:
