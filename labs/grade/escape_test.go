@@ -408,3 +408,22 @@ func BenchmarkSandbox(b *testing.B) {
 		}
 	}
 }
+
+// mount's listing is the host's, as mount(8) prints it.
+func TestMountListing(t *testing.T) {
+	out, err := exec.Command("mount", "-t", "cgroup").Output()
+	if err != nil || len(out) == 0 {
+		out, err = exec.Command("mount", "-t", "proc").Output()
+		if err != nil {
+			t.Skip("no mount")
+		}
+	}
+	typ := strings.Fields(string(out))[4]
+	var b bytes.Buffer
+	if err := listMounts(&host.Host{Name: "machine"}, typ, &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != string(out) {
+		t.Errorf("mount -t %s:\n%s\nthe replay's:\n%s", typ, out, b.String())
+	}
+}

@@ -3,10 +3,13 @@ package grade
 import (
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 
+	"github.com/containers-underneath/lab/primitives/host"
 	"github.com/containers-underneath/lab/primitives/nsx"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,7 +60,9 @@ func ruleMount(c *Call) (*Act, error) {
 		if typ != "" && !regexpWord.MatchString(typ) {
 			return nil, refuse("mount -t %q", typ)
 		}
-		return sandboxed(c.Argv...), nil // a listing
+		// A listing of the host's mounts, as mount(8) prints them; run in
+		// the sandbox, mount would list the sandbox's own.
+		return &Act{Do: func(out io.Writer) error { return listMounts(c.Host, typ, out) }}, nil
 	}
 	var flags uintptr
 	var data []string
@@ -120,6 +125,34 @@ func ruleMount(c *Call) (*Act, error) {
 			return nil
 		})
 	}}, nil
+}
+
+func listMounts(h *host.Host, typ string, out io.Writer) error {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mountinfo", max(h.Pid, 0)))
+	if h.IsMachine() {
+		f, err = os.Open("/proc/self/mountinfo")
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ms, err := mountinfo.GetMountsFromReader(f, nil)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if typ != "" && m.FSType != typ {
+			continue
+		}
+		opts := strings.Split(m.Options, ",")
+		for _, o := range strings.Split(m.VFSOptions, ",") {
+			if o != "rw" && o != "ro" && o != "" && !slices.Contains(opts, o) {
+				opts = append(opts, o)
+			}
+		}
+		fmt.Fprintf(out, "%s on %s type %s (%s)\n", m.Source, m.Mountpoint, m.FSType, strings.Join(opts, ","))
+	}
+	return nil
 }
 
 func ruleUmount(c *Call) (*Act, error) {
