@@ -108,6 +108,10 @@ func escapes(mark string, long int) []string {
 		"ldd /etc/shadow",
 		"rm -rf /",
 		"ping -c 10 10.0.0.1 &",
+		"curl -o /etc/x http://10.0.0.1/",
+		"curl file:///etc/shadow",
+		"curl -K /etc/shadow http://10.0.0.1/",
+		"curl http://example.com/",
 		"cat <(touch " + m("24") + ")",
 	}
 }
@@ -153,6 +157,7 @@ func TestGateAllows(t *testing.T) {
 		"ip netns add ns1":                       "do:ip",
 		"sysctl -w net.ipv4.ip_forward=1":        "do:sysctl",
 		"echo 1 > /proc/sys/net/ipv4/ip_forward": "",
+		"curl -sS -m 1 http://10.0.0.81:8000/":   "curl -q -sS -m 1 http://10.0.0.81:8000/",
 	} {
 		*acts = nil
 		var out bytes.Buffer

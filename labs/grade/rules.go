@@ -31,6 +31,8 @@ import (
 //	cp [-rRapvfL] SRC... DIR    rm [-f] FILE...            (lesson dirs; sources: see machineFile)
 //	cat ls grep stat df                                    (reads: lesson dirs, cgroups, readable machine files)
 //	chroot DIR PROG ARGS                                   (see jail.go)
+//	ldd FILE                                               (the machine's programs, or copies)
+//	curl [-sS] [-m S] http://IPv4[:PORT]/PATH              (no names, no files)
 func init() {
 	RegisterRule("ip", ruleIP)
 	RegisterRule("bridge", ruleBridge)
@@ -50,6 +52,7 @@ func init() {
 	}
 	RegisterRule("chroot", ruleChroot)
 	RegisterRule("ldd", ruleLdd)
+	RegisterRule("curl", ruleCurl)
 }
 
 func sandboxed(argv ...string) *Act { return &Act{Argv: argv} }
@@ -617,6 +620,45 @@ func ruleLdd(c *Call) (*Act, error) {
 	}
 	if len(argv) == 1 {
 		return nil, refuse("ldd without a file")
+	}
+	return sandboxed(argv...), nil
+}
+
+var curlURL = regexp.MustCompile(`^http://([0-9.]+)(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$`)
+
+// ruleCurl: an HTTP GET to an IPv4 address of the simulated network
+// (never a name to look up), printing to the terminal only.
+func ruleCurl(c *Call) (*Act, error) {
+	args := c.Argv[1:]
+	argv := []string{"curl", "-q"} // -q first: no ~/.curlrc
+	url := ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case slices.Contains([]string{"-s", "-S", "-sS", "-Ss", "-I", "-i", "-v", "-4", "--silent", "--show-error", "--head", "--include"}, a):
+			argv = append(argv, a)
+		case a == "-m" || a == "--max-time" || a == "--connect-timeout":
+			i++
+			if i >= len(args) {
+				return nil, refuse("curl %s without a value", a)
+			}
+			if f, err := strconv.ParseFloat(args[i], 64); err != nil || f <= 0 || f > 10 {
+				return nil, refuse("curl %s %s: from 0 to 10 seconds", a, args[i])
+			}
+			argv = append(argv, a, args[i])
+		case strings.HasPrefix(a, "-"):
+			return nil, refuse("curl %s is not on the replay allowlist", a)
+		default:
+			m := curlURL.FindStringSubmatch(a)
+			if m == nil || url != "" || net.ParseIP(m[1]) == nil || net.ParseIP(m[1]).To4() == nil {
+				return nil, refuse("curl takes one http://IPv4[:PORT]/PATH address")
+			}
+			url = a
+			argv = append(argv, a)
+		}
+	}
+	if url == "" {
+		return nil, refuse("curl without an address")
 	}
 	return sandboxed(argv...), nil
 }
