@@ -432,3 +432,27 @@ func TestMountListing(t *testing.T) {
 		t.Errorf("mount -t %s:\n%s\nthe replay's:\n%s", typ, out, b.String())
 	}
 }
+
+// A refused line leaves the session usable, and exit starts a new one.
+func TestGateSessionGoesOn(t *testing.T) {
+	g, acts := recordingGate(t)
+	for _, line := range []string{"X=1", "touch /x", "exit 3", "ip -br link"} {
+		*acts = nil
+		g.Line(context.Background(), line, io.Discard)
+	}
+	if len(*acts) != 1 || (*acts)[0] != "ip -br link" {
+		t.Errorf("after a refusal and exit: %q", *acts)
+	}
+	var b bytes.Buffer
+	g.Line(context.Background(), "echo x${X}x", &b)
+	if b.String() != "xx\n" {
+		t.Errorf("a new session after exit: %q", b.String())
+	}
+	b.Reset()
+	for _, line := range []string{"Y=2", "touch /x", "echo $Y"} {
+		g.Line(context.Background(), line, &b)
+	}
+	if b.String() != "2\n" {
+		t.Errorf("the session after a refusal: %q", b.String())
+	}
+}

@@ -109,6 +109,32 @@ type Gate struct {
 	mu   sync.Mutex
 	deny error // the first refusal of the line being run
 	ran  int   // commands of the line handed on
+	sh   *interp.Runner
+	out  *switchWriter
+	// stopped: the last line was stopped by the gate, not by exit.
+	stopped bool
+}
+
+// switchWriter is the shell's terminal: each line's output goes to that
+// line's writer.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) set(w io.Writer) {
+	s.mu.Lock()
+	s.w = w
+	s.mu.Unlock()
+}
+
+func (s *switchWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		return len(b), nil
+	}
+	return s.w.Write(b)
 }
 
 // Line parses and runs one typed line. A refused command stops the line
@@ -134,33 +160,48 @@ func (g *Gate) Line(ctx context.Context, line string, out io.Writer) (code int, 
 	g.mu.Lock()
 	g.deny, g.ran = nil, 0
 	g.mu.Unlock()
-	r, err := interp.New(
-		interp.StdIO(nil, out, out),
-		interp.Env(expand.ListEnviron(replayEnv...)),
-		interp.Dir("/"),
-		interp.CallHandler(g.call),
-		interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return g.exec }),
-		interp.OpenHandler(g.open),
-		interp.ReadDirHandler2(g.readDir),
-		interp.StatHandler(g.stat),
-	)
-	if err != nil {
-		return 0, err
+	// One shell per host for the whole replay, as a person's session:
+	// variables and the working directory carry from line to line.
+	// A refusal stops the interpreter as an exit would, but the session
+	// goes on (the runner resets its exit state at each Run); a real exit
+	// starts a fresh one.
+	if g.sh == nil || g.sh.Exited() && !g.stopped {
+		g.out = &switchWriter{}
+		g.sh, err = interp.New(
+			interp.StdIO(nil, g.out, g.out),
+			interp.Env(expand.ListEnviron(replayEnv...)),
+			interp.Dir("/"),
+			interp.CallHandler(g.call),
+			interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return g.exec }),
+			interp.OpenHandler(g.open),
+			interp.ReadDirHandler2(g.readDir),
+			interp.StatHandler(g.stat),
+		)
+		if err != nil {
+			return 0, err
+		}
+		g.sh.Dir = g.p.cwd
 	}
-	r.Dir = g.p.cwd
+	g.stopped = false
+	g.out.set(out)
+	defer g.out.set(io.Discard)
+	r := g.sh
 	err = r.Run(ctx, f)
 	g.mu.Lock()
 	deny := g.deny
 	g.mu.Unlock()
 	if deny != nil {
+		g.stopped = true
 		return 0, deny
 	}
 	if c := context.Cause(ctx); c != nil && c != ctx.Err() {
 		var ref *Refused
 		if errors.As(c, &ref) {
+			g.stopped = true
 			return 0, c
 		}
 	}
+	g.stopped = ctx.Err() != nil // a line stopped at its time limit
 	if st, ok := interp.IsExitStatus(err); ok {
 		return int(st), nil
 	}

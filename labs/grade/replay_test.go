@@ -150,11 +150,14 @@ func TestReplayShell(t *testing.T) {
 		"cat "+w+"/a/count",
 		"false || echo recovered",
 		"ls "+w+" | cat",
+		"P=80",
+		"cd "+w+" && echo $P > p",
+		"cat p",
 	), ReplayOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"", "", "", "2\n", "recovered\n", "a\nb\n"}
+	want := []string{"", "", "", "2\n", "recovered\n", "a\nb\n", "", "", "80\n"}
 	for i, c := range r.Commands {
 		if c.Status != "ok" || c.Output != want[i] {
 			t.Errorf("%s: %s (%s) %q, want ok %q", c.Cmd, c.Status, c.Why, c.Output, want[i])
