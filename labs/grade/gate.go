@@ -106,9 +106,7 @@ type Gate struct {
 	// act does what the gate let through: Act.Do, or Act.Argv in the
 	// sandbox. Tests of the gate put a recorder here.
 	act  func(ctx context.Context, a *Act, io Stdio) (int, error)
-	mu   sync.Mutex
-	deny error // the first refusal of the line being run
-	ran  int   // commands of the line handed on
+	last *lineState
 	sh   *interp.Runner
 	out  *switchWriter
 	// stopped: the last line was stopped by the gate, not by exit.
@@ -157,9 +155,11 @@ func (g *Gate) Line(ctx context.Context, line string, out io.Writer) (code int, 
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go watchMemory(ctx, stop)
-	g.mu.Lock()
-	g.deny, g.ran = nil, 0
-	g.mu.Unlock()
+	// Each line's refusals are its own: a pipe's command can be refused
+	// after its line was stopped, and must not stop the next line.
+	ls := &lineState{}
+	ctx = context.WithValue(ctx, lineKey{}, ls)
+	g.last = ls
 	// One shell per host for the whole replay, as a person's session:
 	// variables and the working directory carry from line to line.
 	// A refusal stops the interpreter as an exit would, but the session
@@ -187,17 +187,19 @@ func (g *Gate) Line(ctx context.Context, line string, out io.Writer) (code int, 
 	defer g.out.set(io.Discard)
 	r := g.sh
 	err = r.Run(ctx, f)
-	g.mu.Lock()
-	deny := g.deny
-	g.mu.Unlock()
+	ls.mu.Lock()
+	deny := ls.deny
+	ls.mu.Unlock()
 	if deny != nil {
 		g.stopped = true
+		g.clear()
 		return 0, deny
 	}
 	if c := context.Cause(ctx); c != nil && c != ctx.Err() {
 		var ref *Refused
 		if errors.As(c, &ref) {
 			g.stopped = true
+			g.clear()
 			return 0, c
 		}
 	}
@@ -211,27 +213,61 @@ func (g *Gate) Line(ctx context.Context, line string, out io.Writer) (code int, 
 	return 0, nil
 }
 
+// clear makes the session's last status 0 after a refused line: the
+// runner keeps the refusal as its last exit, which a bare `exit` on the
+// next line would return.
+func (g *Gate) clear() {
+	f, _ := syntax.NewParser().Parse(strings.NewReader(":"), "")
+	g.sh.Run(context.Background(), f)
+}
+
+// lineState is what the gate knows of the line being run.
+type lineState struct {
+	mu   sync.Mutex
+	deny error // the first refusal
+	ran  int   // commands handed on
+}
+
+type lineKey struct{}
+
+func lineOf(ctx context.Context) *lineState {
+	if ls, ok := ctx.Value(lineKey{}).(*lineState); ok {
+		return ls
+	}
+	return &lineState{}
+}
+
 // Ran is how many commands of the last line were handed on before it ended.
 func (g *Gate) Ran() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.ran
+	if g.last == nil {
+		return 0
+	}
+	g.last.mu.Lock()
+	defer g.last.mu.Unlock()
+	return g.last.ran
 }
 
 // stop records a refusal and makes the interpreter stop the line.
-func (g *Gate) stop(err error) error {
-	g.mu.Lock()
-	if g.deny == nil {
-		g.deny = err
+func stop(ctx context.Context, err error) error {
+	ls := lineOf(ctx)
+	ls.mu.Lock()
+	if ls.deny == nil {
+		ls.deny = err
 	}
-	g.mu.Unlock()
+	ls.mu.Unlock()
 	return err // not an exit status: the runner stops
 }
 
-func (g *Gate) refused() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.deny != nil
+// over reports a line already stopped (by a refusal or its time limit):
+// nothing more of it runs.
+func over(ctx context.Context) error {
+	ls := lineOf(ctx)
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.deny != nil {
+		return ls.deny
+	}
+	return ctx.Err()
 }
 
 // The shell runs inside the lab's own process, so what could exhaust it is
@@ -319,7 +355,7 @@ func watchMemory(ctx context.Context, stop context.CancelCauseFunc) {
 func (g *Gate) call(ctx context.Context, args []string) ([]string, error) {
 	switch args[0] {
 	case "eval", "source", ".", "trap", "alias", "enable":
-		return nil, g.stop(refuse("%s is not replayed (it runs code the replay never parsed)", args[0]))
+		return nil, stop(ctx, refuse("%s is not replayed (it runs code the replay never parsed)", args[0]))
 	}
 	if len(args) == 2 && (args[0] == "cd" || args[0] == "pushd") {
 		return []string{args[0], g.p.host(g.p.abs(interp.HandlerCtx(ctx).Dir, args[1]))}, nil
@@ -329,27 +365,28 @@ func (g *Gate) call(ctx context.Context, args []string) ([]string, error) {
 
 // exec is the interpreter's only way to run a program.
 func (g *Gate) exec(ctx context.Context, args []string) error {
-	if g.refused() {
-		return g.stop(g.deny)
+	if err := over(ctx); err != nil {
+		return err
 	}
 	hc := interp.HandlerCtx(ctx)
 	name := args[0]
 	rule, ok := ruleFor(name)
 	if !ok {
 		if strings.ContainsRune(name, '/') {
-			return g.stop(refuse("%s: a program is named, never given by path", name))
+			return stop(ctx, refuse("%s: a program is named, never given by path", name))
 		}
-		return g.stop(refuse("%s is not on the replay allowlist", name))
+		return stop(ctx, refuse("%s is not on the replay allowlist", name))
 	}
 	c := &Call{Argv: args, Dir: hc.Dir, Host: g.h, p: g.p}
 	a, err := rule(c)
 	if err != nil {
-		return g.stop(err)
+		return stop(ctx, err)
 	}
 	a.name = name
-	g.mu.Lock()
-	g.ran++
-	g.mu.Unlock()
+	ls := lineOf(ctx)
+	ls.mu.Lock()
+	ls.ran++
+	ls.mu.Unlock()
 	code, err := g.act(ctx, a, Stdio{In: hc.Stdin, Out: hc.Stdout, Err: hc.Stderr})
 	if err != nil {
 		fmt.Fprintf(hc.Stderr, "%s: %v\n", name, err)
@@ -365,22 +402,22 @@ func (g *Gate) exec(ctx context.Context, args []string) error {
 // Reads are refused; writes go to the lesson's directory, a file of a
 // cgroup the replay made, or a net.* sysctl of the host.
 func (g *Gate) open(ctx context.Context, path string, flag int, perm os.FileMode) (io.ReadWriteCloser, error) {
-	if g.refused() {
-		return nil, g.stop(g.deny)
+	if err := over(ctx); err != nil {
+		return nil, err
 	}
 	hc := interp.HandlerCtx(ctx)
 	if path == "/dev/null" {
 		return devNull{}, nil
 	}
 	if flag&(os.O_WRONLY|os.O_RDWR) == 0 {
-		return nil, g.stop(refuse("reading %s from the shell: only programs read files in a replay", path))
+		return nil, stop(ctx, refuse("reading %s from the shell: only programs read files in a replay", path))
 	}
 	if flag&os.O_RDWR != 0 {
-		return nil, g.stop(refuse("%s opened for reading and writing", path))
+		return nil, stop(ctx, refuse("%s opened for reading and writing", path))
 	}
 	w, err := g.p.writer(g.h, hc.Dir, path, flag&os.O_APPEND != 0)
 	if err != nil {
-		return nil, g.stop(err)
+		return nil, stop(ctx, err)
 	}
 	return w, nil
 }
