@@ -50,7 +50,13 @@ func shipped(t testing.TB) []string {
 
 func fullMatch(t *testing.T, r *ReplayResult, out string) {
 	t.Helper()
-	if !r.OK() || len(r.NotReplayed()) != 0 || len(r.Steps) == 0 {
+	ok := true
+	for _, s := range r.Steps {
+		if s.Compared && !s.Match && !onlyMeasured(s.Diff) {
+			ok = false
+		}
+	}
+	if !ok || len(r.NotReplayed()) != 0 || len(r.Steps) == 0 {
 		t.Errorf("replay: ok %v, %d steps, not replayed %v\n%s", r.OK(), len(r.Steps), r.NotReplayed(), out)
 	}
 	for _, c := range r.Commands {
@@ -58,6 +64,18 @@ func fullMatch(t *testing.T, r *ReplayResult, out string) {
 			t.Errorf("%s: %s (%s), which the transcript does not expect", c.Cmd, c.Status, c.Why)
 		}
 	}
+}
+
+// onlyMeasured: a state differs only in a CPU share measured on a loaded
+// machine (cgroup-cpu's "measured:" band), which the lesson's own tests
+// leave out of their comparison too.
+func onlyMeasured(diff string) bool {
+	for _, l := range strings.Split(diff, "\n") {
+		if !strings.HasPrefix(l, "- measured: ") && !strings.HasPrefix(l, "+ measured: ") {
+			return false
+		}
+	}
+	return true
 }
 
 // Every transcript the project ships replays to the same state after
