@@ -112,7 +112,7 @@ func TestClassEndToEnd(t *testing.T) {
 	}
 
 	out, e, code = run(t, "", "replay", "--no-color", rec)
-	if code != 0 || !strings.Contains(out, "1 of 1 states match, 3 commands run, 1 not replayed") {
+	if code != 0 || !strings.Contains(out, "1 of 1 states match, 4 commands run, 0 not replayed") {
 		t.Errorf("replay: exit %d\n%s\n%s", code, out, e)
 	}
 }

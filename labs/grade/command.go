@@ -78,8 +78,9 @@ func ReplayCommand() *ucli.Command {
 		Usage:     "re-run a transcript's commands on fresh simulated hosts and compare each step's state",
 		ArgsUsage: "TRANSCRIPT...",
 		Description: "Works on a lesson's expected transcript (transcripts/*.md) and on a recorded one (.lab). " +
-			"Only an allowlist of commands runs (ip, iptables, sysctl, mount/umount, mkdir/cp/echo into the lesson's " +
-			"directory, chroot into it, cgroup writes, ping), parsed without a shell, with a time limit; " +
+			"Each line runs in a shell interpreter inside the lab whose every command goes through an allowlist " +
+			"(the lesson's own commands; ip, iptables, sysctl, mount/umount, mkdir/cp/echo into the lesson's " +
+			"directory, chroot into it, cgroup writes, ping), each in a sandbox with a time limit; " +
 			"anything else is listed as not replayed and never runs.",
 		OnUsageError: usageError,
 		Flags: []ucli.Flag{

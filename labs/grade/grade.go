@@ -10,9 +10,9 @@
 package grade
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -104,39 +104,24 @@ func File(path string, rb Rubric) Row {
 	rec, err := Load(path)
 	if err != nil {
 		row.Err = err.Error()
-		return row
+		return visibleRow(row)
 	}
 	return Record(path, rec, rb)
 }
 
 // Load reads and parses a recorded transcript.
+// A FIFO, a device or a directory is refused before any read, and so is
+// a file larger than MaxFileSize.
 func Load(path string) (*engine.Record, error) {
-	f, err := os.Open(path)
+	b, err := readInput(path, "recorded transcript")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	rec, err := engine.ParseRecord(io.LimitReader(&sizeGuard{r: f}, MaxFileSize+1))
+	rec, err := engine.ParseRecord(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return rec, nil
-}
-
-// sizeGuard fails a read past MaxFileSize, so a huge file is an error
-// rather than a silently cut one.
-type sizeGuard struct {
-	r io.Reader
-	n int64
-}
-
-func (g *sizeGuard) Read(p []byte) (int, error) {
-	n, err := g.r.Read(p)
-	g.n += int64(n)
-	if g.n > MaxFileSize {
-		return 0, fmt.Errorf("larger than %d MiB: not a transcript", MaxFileSize>>20)
-	}
-	return n, err
 }
 
 func studentOf(path string) string {
@@ -144,8 +129,11 @@ func studentOf(path string) string {
 	return strings.TrimSuffix(b, filepath.Ext(b))
 }
 
-// Record grades a parsed transcript.
+// Record grades a parsed transcript. Every text of the row that comes from
+// the file is made visible (escape sequences and NULs shown, not sent to
+// the terminal).
 func Record(path string, rec *engine.Record, rb Rubric) (row Row) {
+	defer func() { row = visibleRow(row) }()
 	row = Row{File: path, Student: rec.Student, Lesson: rec.Lesson, Tool: rec.Tool, Failed: []string{}}
 	if row.Student == "" {
 		row.Student = studentOf(path)
@@ -188,8 +176,31 @@ func Recompute(rec *engine.Record) (rep *engine.Report, err error) {
 	}()
 	env := engine.Bind(l, nil)
 	env.OnMachine, env.MainAddr = rec.OnMachine, rec.MainAddr
-	rep = engine.Grade(l.Build(env), engine.ReplayProbe(env, rec.Host, rec.Observations))
+	p := engine.ReplayProbe(env, rec.Host, rec.Observations)
+	rep = engine.Grade(l.Build(env), p)
+	// A check that asked for a reading the record lacks would be graded
+	// on nothing: the record is malformed.
+	for k, o := range p.Observations() {
+		if o.Err == engine.ErrNotRecorded.Error() {
+			return nil, fmt.Errorf("malformed record: no reading %q, which lesson %s's checks need", k, rec.Lesson)
+		}
+	}
 	return rep, nil
+}
+
+func visibleRow(r Row) Row {
+	r.File, r.Student, r.Lesson, r.Time, r.Tool, r.Err = visible(r.File), visible(r.Student), visible(r.Lesson), visible(r.Time), visible(r.Tool), visible(r.Err)
+	for i := range r.Failed {
+		r.Failed[i] = visible(r.Failed[i])
+	}
+	for i := range r.Disagree {
+		r.Disagree[i] = visible(r.Disagree[i])
+	}
+	for i, it := range r.Items {
+		it.ID, it.Text, it.Found, it.Hint, it.Skip = visible(it.ID), visible(it.Text), visible(it.Found), visible(it.Hint), visible(it.Skip)
+		r.Items[i] = it
+	}
+	return r
 }
 
 // Compare lists where the record's own results and score differ from the

@@ -10,9 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/containers-underneath/lab/labs/engine"
@@ -27,6 +26,9 @@ type ReplayOptions struct {
 	Style          *engine.Style
 	CommandTimeout time.Duration // each command
 	Timeout        time.Duration // the whole replay
+	// gateOnly: every line through the gate, none through the lesson's
+	// own ops (tests of the gate).
+	gateOnly bool
 }
 
 // Default limits.
@@ -62,12 +64,9 @@ type ScriptCmd struct {
 
 // LoadScript reads a transcript of either kind. It runs nothing.
 func LoadScript(path string) (*Script, error) {
-	b, err := os.ReadFile(path)
+	b, err := readInput(path, "transcript")
 	if err != nil {
 		return nil, err
-	}
-	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d MiB: not a transcript", path, MaxFileSize>>20)
 	}
 	if engine.IsRecord(b) {
 		rec, err := engine.ParseRecord(bytes.NewReader(b))
@@ -147,9 +146,10 @@ func (r *ReplayResult) OK() bool {
 	return true
 }
 
-// Replay runs a transcript's allowlisted commands on a fresh world of its
-// lesson and compares each step's state with the recorded one. The world
-// is removed before Replay returns, whatever happened.
+// Replay runs a transcript's commands on a fresh world of its lesson,
+// through the gate (gate.go) and the sandbox (sandbox.go), and compares
+// each step's state with the recorded one. The world is removed before
+// Replay returns, whatever happened.
 func Replay(ctx context.Context, path string, o ReplayOptions) (res *ReplayResult, err error) {
 	if o.CommandTimeout <= 0 {
 		o.CommandTimeout = DefaultCommandTimeout
@@ -182,11 +182,9 @@ func Replay(ctx context.Context, path string, o ReplayOptions) (res *ReplayResul
 	shellWork := engine.Bind(l, nil).WorkDir()
 	p := &paths{
 		work:    env.WorkDir(),
-		dirs:    l.Dirs,
 		from:    []string{s.WorkDir},
 		workRe:  regexp.MustCompile(`^` + regexp.QuoteMeta(filepath.Join(engine.WorkRoot(), l.Name)) + `/[^/]+`),
 		cwd:     "/root",
-		root:    w.Hosts[0].Root(),
 		cgroups: map[string]bool{},
 	}
 	defer func() {
@@ -201,6 +199,19 @@ func Replay(ctx context.Context, path string, o ReplayOptions) (res *ReplayResul
 			err = fmt.Errorf("failed to remove the replay's simulated hosts: %w", derr)
 		}
 	}()
+	// The lesson's directory exists from the start: the sandbox keeps it
+	// writable and everything around it read-only.
+	if err := os.MkdirAll(p.work, 0o755); err != nil {
+		return res, fmt.Errorf("failed to make the lesson's directory: %w", err)
+	}
+	rp := &replayer{w: w, env: env, p: p, o: o, gates: map[string]*Gate{}}
+	if !o.gateOnly {
+		rp.ops = lessonOps(l, env, shellWork)
+	}
+	want := s.WorkDir
+	if want == "" {
+		want = shellWork
+	}
 
 	out, st := o.Out, o.Style
 	fmt.Fprintf(out, "%s %s (%s of %s) on fresh simulated hosts (%s)\n", st.Bold("Replaying"), path, s.Kind, l.Name, w.ID)
@@ -211,21 +222,15 @@ func Replay(ctx context.Context, path string, o ReplayOptions) (res *ReplayResul
 			if ctx.Err() != nil {
 				r.Status, r.Why = "not replayed", "the replay's time limit ("+o.Timeout.String()+") ran out"
 			} else {
-				runOne(ctx, w, p, c, &r, o)
+				rp.runOne(ctx, c, want, &r)
 			}
 			printRan(out, st, r)
 			res.Commands = append(res.Commands, r)
 		}
 		sr := StepResult{Title: step.Title}
 		if len(step.States) > 0 {
-			// The state names the replay's directory where the transcript
-			// had its own.
-			dir := s.WorkDir
-			if dir == "" {
-				dir = shellWork
-			}
-			if err := compareStates(env, step.States, dir, &sr); err != nil {
-				return res, fmt.Errorf("failed to read the state after %s: %w", step.Title, err)
+			if sr, err = compareState(env, step, want); err != nil {
+				return res, err
 			}
 			if !sr.Match {
 				fmt.Fprintf(out, "  %s state differs from the recorded one:\n%s\n", st.Bad("✘"), indent(sr.Diff, "      "))
@@ -239,9 +244,72 @@ func Replay(ctx context.Context, path string, o ReplayOptions) (res *ReplayResul
 	return res, nil
 }
 
-func runOne(ctx context.Context, w *simhost.World, p *paths, c ScriptCmd, r *Ran, o ReplayOptions) {
+// compareState reads the world's state after a step and compares it with
+// the recorded one. The state names the replay's directory where the
+// transcript had its own (workDir).
+func compareState(env *engine.Env, step ScriptStep, workDir string) (StepResult, error) {
+	sr := StepResult{Title: step.Title}
+	if err := compareStates(env, step.States, workDir, &sr); err != nil {
+		return sr, fmt.Errorf("failed to read the state after %s: %w", step.Title, err)
+	}
+	return sr, nil
+}
+
+// replayer runs one replay's commands.
+type replayer struct {
+	w     *simhost.World
+	env   *engine.Env
+	p     *paths
+	o     ReplayOptions
+	ops   map[string]engine.Action // the lesson's own commands, by host and line
+	gates map[string]*Gate
+}
+
+// lessonOps are the lesson's own commands, keyed by host and the line as
+// its transcript prints it: a line that is exactly one of them is done by
+// the lesson's own code (the op behind the printed command), in the
+// replay's world. `lab tool stats linux_yuan` measures the way the lesson
+// does, and records what it measured where the lesson's state reads it.
+func lessonOps(l *engine.Lesson, env *engine.Env, shellWork string) map[string]engine.Action {
+	m := map[string]engine.Action{}
+	if l.Build == nil {
+		return m
+	}
+	sc := l.Build(env)
+	for _, st := range append(sc.Steps, sc.Teardown) {
+		for _, a := range st.Actions {
+			h := l.HostOf(a.Op)
+			line := engine.Normalize(a.Op.Cmd)
+			if l.Normalize != nil {
+				line = l.Normalize(line)
+			}
+			line = strings.ReplaceAll(line, env.WorkDir(), shellWork)
+			if _, dup := m[h+"\x00"+line]; !dup {
+				m[h+"\x00"+line] = a
+			}
+		}
+	}
+	return m
+}
+
+func (rp *replayer) gate(h *host.Host) *Gate {
+	g, ok := rp.gates[h.Name]
+	if !ok {
+		sb := &Sandbox{Host: h, Work: rp.p.work, Limit: rp.o.CommandTimeout, Env: replayEnv}
+		g = &Gate{p: rp.p, h: h, act: func(ctx context.Context, a *Act, sio Stdio) (int, error) {
+			if a.Do != nil {
+				return 0, a.Do(sio.Out)
+			}
+			return sb.Run(ctx, a.Argv, sio)
+		}}
+		rp.gates[h.Name] = g
+	}
+	return g
+}
+
+func (rp *replayer) runOne(ctx context.Context, c ScriptCmd, workDir string, r *Ran) {
 	refused := func(err error) { r.Status, r.Why = "not replayed", err.Error() }
-	h := w.Host(c.Host)
+	h := rp.w.Host(c.Host)
 	if h == nil {
 		refused(fmt.Errorf("no host %q in this lesson", c.Host))
 		return
@@ -250,44 +318,35 @@ func runOne(ctx context.Context, w *simhost.World, p *paths, c ScriptCmd, r *Ran
 		r.Status = "comment" // bash does nothing either
 		return
 	}
-	list, err := SplitList(c.Cmd)
-	if err != nil {
-		refused(err)
-		return
-	}
-	// Every part is checked before any runs: a line runs whole or not at all.
-	p.root = h.Root()
-	cwd := p.cwd
-	var acts []*action
-	for _, cmd := range list {
-		a, err := p.plan(cmd)
-		if err != nil {
-			p.cwd = cwd
-			refused(err)
-			return
-		}
-		if a.kind == runCd {
-			p.cwd = a.file
-		}
-		acts = append(acts, a)
-	}
-	limit := o.CommandTimeout
+	limit := rp.o.CommandTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < limit {
 		limit = time.Until(dl)
 	}
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	var buf bytes.Buffer
 	lw := &limitWriter{w: &buf, n: 64 << 10}
 	code := 0
-	for _, a := range acts {
-		code, err = p.run(h, a, lw, limit, r)
-		if err != nil || code != 0 || r.Status != "" {
-			break
-		}
+	var err error
+	rp.p.root = h.Root()
+	partial := false
+	if a, ok := rp.ops[c.Host+"\x00"+strings.ReplaceAll(c.Cmd, workDir, engine.Bind(rp.env.Lesson, nil).WorkDir())]; ok {
+		err = runOp(cctx, a, lw)
+	} else {
+		g := rp.gate(h)
+		code, err = g.Line(cctx, c.Cmd, lw)
+		partial = g.Ran() > 0
 	}
 	r.Output = engine.Normalize(buf.String())
+	var ref *Refused
 	switch {
-	case r.Status != "":
-		r.Why = "stopped after " + limit.Round(100*time.Millisecond).String()
+	case errors.As(err, &ref) && partial:
+		// The commands before the refused one ran, as bash would have.
+		r.Status, r.Why = "failed", "stopped at a command the replay refuses: "+err.Error()
+	case errors.As(err, &ref):
+		refused(err)
+	case cctx.Err() != nil || code == 124:
+		r.Status, r.Why = "timed out", "stopped after "+limit.Round(100*time.Millisecond).String()
 	case err != nil:
 		r.Status, r.Why = "failed", err.Error()
 	case code != 0:
@@ -298,92 +357,32 @@ func runOne(ctx context.Context, w *simhost.World, p *paths, c ScriptCmd, r *Ran
 	r.Unexpected = !c.MayFail && (r.Status == "ok" || r.Status == "failed") && (r.Status == "ok") == c.ExpectFail
 }
 
-// run does one planned action on host h.
-func (p *paths) run(h *host.Host, a *action, out io.Writer, limit time.Duration, r *Ran) (code int, err error) {
-	switch a.kind {
-	case runEcho:
-		io.WriteString(out, a.text)
-	case runWrite:
-		err = writeFile(p.host(a.file), a.text, a.append)
-	case runMkdirCgroup:
-		err = p.mkdirCgroups(a.dirs, a.parent)
-	case runRmdirCgroup:
-		for _, d := range a.dirs {
-			if err = os.Remove(p.host(d)); err != nil {
-				break
-			}
-			delete(p.cgroups, d)
-		}
-	case runExec:
-		secs := strconv.FormatFloat(limit.Seconds(), 'f', 1, 64)
-		argv := append([]string{"timeout", "-k", "1", secs}, a.argv...)
-		code, err = engine.Exec(h, argv, replayEnv, nil, out, out)
-		if code == 124 || code == 137 {
-			r.Status = "timed out"
-		}
-	case runChroot:
-		code, err = chrootIn(h.Paths(), a.jail, a.argv, out, limit)
-		if code == -1 {
-			r.Status = "timed out"
-		}
+// runOp does one of the lesson's own ops, abandoning it at the time limit
+// (the lesson's ops stop their own children when their world goes).
+func runOp(ctx context.Context, a engine.Action, out io.Writer) error {
+	var buf bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- a.Op.Do(&buf) }()
+	select {
+	case err := <-done:
+		out.Write(buf.Bytes())
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return code, err
 }
 
 var replayEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "HOME=/root"}
 
-// writeFile is the echo ... > FILE form: the file is opened through the
-// host's root, never following a link at the end.
-func writeFile(path, text string, appendTo bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW
-	if appendTo {
-		flags |= os.O_APPEND
-	} else {
-		flags |= os.O_TRUNC
-	}
-	f, err := os.OpenFile(path, flags, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(text)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// mkdirCgroups makes cgroups and remembers each one made, to remove it
-// afterwards; groups that were there before are not the replay's.
-func (p *paths) mkdirCgroups(dirs []string, parents bool) error {
-	for _, d := range dirs {
-		var chain []string
-		for x := d; x != CgroupRoot && x != "/"; x = filepath.Dir(x) {
-			chain = append([]string{x}, chain...)
-		}
-		if !parents {
-			chain = chain[len(chain)-1:]
-		}
-		for _, x := range chain {
-			err := os.Mkdir(p.host(x), 0o755)
-			if os.IsExist(err) && parents {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			p.cgroups[x] = true
-			p.made = append(p.made, x)
-		}
-	}
-	return nil
-}
-
 type limitWriter struct {
-	w io.Writer
-	n int
+	mu sync.Mutex
+	w  io.Writer
+	n  int
 }
 
 func (l *limitWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.n <= 0 {
 		return len(b), nil
 	}

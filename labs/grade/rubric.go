@@ -2,9 +2,9 @@ package grade
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -39,12 +39,11 @@ var (
 
 // LoadRubric reads a rubric file.
 func LoadRubric(path string) (Rubric, error) {
-	f, err := os.Open(path)
+	b, err := readInput(path, "rubric")
 	if err != nil {
-		return nil, engine.Usagef("cannot read the rubric: %v", err)
+		return nil, err
 	}
-	defer f.Close()
-	rb, err := ParseRubric(f)
+	rb, err := ParseRubric(bytes.NewReader(b))
 	if err != nil {
 		return nil, engine.Usagef("rubric %s: %v", path, err)
 	}
