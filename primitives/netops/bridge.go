@@ -115,6 +115,7 @@ func VethAddInto(h *host.Host, ns, a, b, target string) op.Op {
 				if err != nil {
 					return fmt.Errorf("failed to add veth pair %q/%q (%s in %s): %w", a, b, b, target, err)
 				}
+				vethMade(h, end{ns, a}, end{target, b})
 				return nil
 			})
 		},

@@ -34,16 +34,6 @@ func In(ns, cmd string) string {
 	return "ip netns exec " + op.Quote(ns) + " " + cmd
 }
 
-// withHandle runs fn with a netlink handle in ns on h.
-func withHandle(h *host.Host, ns string, fn func(*netlink.Handle) error) error {
-	hd, err := h.Handle(ns)
-	if err != nil {
-		return err
-	}
-	defer hd.Close()
-	return fn(hd)
-}
-
 func linkByName(hd *netlink.Handle, ns, name string) (netlink.Link, error) {
 	l, err := hd.LinkByName(name)
 	if err != nil {
@@ -64,15 +54,15 @@ func NetnsAdd(h *host.Host, name string) op.Op {
 		Host: h.Name,
 		Cmd:  "ip netns add " + op.Quote(name),
 		Do: func(io.Writer) error {
-			if h.HasNetns(name) {
-				return nil
-			}
-			return nsx.InPlace(nsx.Paths{Mnt: h.Paths().Mnt}, func() error {
+			return inHostMnt(h, func() error {
 				if err := os.MkdirAll("/run/netns", 0o755); err != nil {
 					return err
 				}
 				file := filepath.Join("/run/netns", name)
 				f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+				if errors.Is(err, os.ErrExist) && isNsfs(file) {
+					return nil
+				}
 				if err != nil {
 					return fmt.Errorf("failed to create namespace file %q: %w", file, err)
 				}
@@ -93,6 +83,13 @@ func NetnsAdd(h *host.Host, name string) op.Op {
 	}
 }
 
+// isNsfs: a namespace's file, not the empty file a failed `ip netns add`
+// leaves behind.
+func isNsfs(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
+
 // NetnsDel is `ip netns del NAME`. The namespace dies when its last user
 // goes; its veth ends die with it, taking their peers along. A missing
 // namespace is success.
@@ -101,7 +98,8 @@ func NetnsDel(h *host.Host, name string) op.Op {
 		Host: h.Name,
 		Cmd:  "ip netns del " + op.Quote(name),
 		Do: func(io.Writer) error {
-			return nsx.InPlace(nsx.Paths{Mnt: h.Paths().Mnt}, func() error {
+			forgetNetns(h, name)
+			return inHostMnt(h, func() error {
 				file := filepath.Join("/run/netns", name)
 				if err := unix.Unmount(file, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 					return fmt.Errorf("failed to unmount %q: %w", file, err)
@@ -129,7 +127,7 @@ func LinkUp(h *host.Host, ns, dev string) op.Op {
 				if err := hd.LinkSetUp(l); err != nil {
 					return fmt.Errorf("failed to set %q up: %w", dev, err)
 				}
-				return waitReady(h, ns, hd, l.Attrs().Index)
+				return raised(h, ns, hd, l)
 			})
 		},
 	}
@@ -140,26 +138,25 @@ func LinkUp(h *host.Host, ns, dev string) op.Op {
 // handles a moment later, off the syscall's path; until then the device
 // drops everything. For a veth, bringing one end up gives carrier to the
 // other end too, so both ends must be ready: otherwise the first ping's ARP
-// reply is dropped and ping waits a whole second for a retry.
+// reply is dropped and ping waits a whole second for a retry. peerToo is
+// false when the caller waits for the peer as a link of its own.
 //
 // The peer is named by the kernel as an ifindex in a namespace id
 // (IFLA_LINK, IFLA_LINK_NETNSID) and read by that id (IFLA_TARGET_NETNSID)
 // in one query, however many namespaces the host has.
-func waitReady(h *host.Host, ns string, hd *netlink.Handle, index int) error {
+func waitReady(h *host.Host, ns string, hd *netlink.Handle, index int, peerToo bool) error {
 	deadline := time.Now().Add(readyTimeout)
-	l, err := hd.LinkByIndex(index)
-	if err != nil {
-		return err
-	}
+	var l netlink.Link
+	err := poll(fmt.Sprintf("link %d", index), deadline, func() (bool, error) {
+		var err error
+		if l, err = hd.LinkByIndex(index); err != nil {
+			return false, err
+		}
+		return running(l.Attrs().OperState, l.Attrs().RawFlags), nil
+	})
 	a := l.Attrs()
-	if a.RawFlags&unix.IFF_LOWER_UP == 0 {
-		return nil // no carrier yet: the other end is down
-	}
-	if err := waitIndex(hd, index, deadline); err != nil {
-		return err
-	}
-	if l.Type() != "veth" || a.ParentIndex == 0 {
-		return nil
+	if err != nil || a.RawFlags&unix.IFF_LOWER_UP == 0 || !peerToo || l.Type() != "veth" || a.ParentIndex == 0 {
+		return err // no carrier: the other end is down
 	}
 	if a.NetNsID < 0 { // the peer is in the same namespace
 		return waitIndex(hd, a.ParentIndex, deadline)
@@ -394,7 +391,7 @@ func Sysctl(h *host.Host, ns, key, value string) op.Op {
 		Cmd:  In(ns, fmt.Sprintf("sysctl -w %s=%s", key, value)),
 		Do: func(out io.Writer) error {
 			path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
-			err := nsx.InNetns(h.NetnsPath(ns), func() error {
+			err := inNetns(h, ns, func() error {
 				return os.WriteFile(path, []byte(value+"\n"), 0o644)
 			})
 			if err != nil {
