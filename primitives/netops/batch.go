@@ -1,6 +1,7 @@
 package netops
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -23,6 +24,9 @@ import (
 //   - one thread that joined h's mount namespace once, for `ip netns
 //     add/del` and sysctls, where each op would otherwise make a thread
 //     and join it (a thread that joined a mount namespace cannot be reused);
+//   - a link is looked up by name once: ops that make, delete, rename or
+//     move links forget the names they touch, and `ip netns del` every
+//     link of that namespace and their veth peers;
 //   - LinkUp does not wait for its link to run: linkwatch handles carrier
 //     events off the syscalls' path, many links in one pass, so one wait
 //     for every link raised, when fn returns, costs less than one per link.
@@ -63,7 +67,8 @@ type batch struct {
 	mu      sync.Mutex
 	handles map[string]*netlink.Handle
 	raised  []raisedLink
-	peers   map[end]end // veth ends VethAddInto made, both ways
+	peers   map[end]end // veth ends made in the batch, both ways
+	links   map[string]map[string]netlink.Link
 }
 
 type end struct{ ns, dev string }
@@ -74,7 +79,7 @@ type raisedLink struct {
 }
 
 func openBatch(h *host.Host) (*batch, error) {
-	b := &batch{h: h, work: make(chan func(*thread)), gone: make(chan struct{}), handles: map[string]*netlink.Handle{}, peers: map[end]end{}}
+	b := &batch{h: h, work: make(chan func(*thread)), gone: make(chan struct{}), handles: map[string]*netlink.Handle{}, peers: map[end]end{}, links: map[string]map[string]netlink.Link{}}
 	batchesMu.Lock()
 	defer batchesMu.Unlock()
 	if batches[h] != nil {
@@ -247,7 +252,9 @@ func (b *batch) handle(ns string) (*netlink.Handle, error) {
 	return hd, nil
 }
 
-// forgetNetns closes what a batch on h holds in ns, before `ip netns del`.
+// forgetNetns closes what a batch on h holds in ns, before `ip netns del`:
+// the handle, and the links, which die with the namespace (veth peers
+// elsewhere too).
 func forgetNetns(h *host.Host, ns string) {
 	b := batchOf(h)
 	if b == nil {
@@ -258,6 +265,49 @@ func forgetNetns(h *host.Host, ns string) {
 	if hd, ok := b.handles[ns]; ok {
 		hd.Close()
 		delete(b.handles, ns)
+	}
+	for dev := range b.links[ns] {
+		b.forgetLink(end{ns, dev})
+	}
+	delete(b.links, ns)
+}
+
+func (b *batch) link(e end) netlink.Link {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.links[e.ns][e.dev]
+}
+
+func (b *batch) keepLink(e end, l netlink.Link) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.links[e.ns] == nil {
+		b.links[e.ns] = map[string]netlink.Link{}
+	}
+	b.links[e.ns][e.dev] = l
+}
+
+// forgetLink drops e and its veth peer; b.mu is held.
+func (b *batch) forgetLink(e end) {
+	delete(b.links[e.ns], e.dev)
+	if p, ok := b.peers[e]; ok {
+		delete(b.links[p.ns], p.dev)
+		delete(b.peers, e)
+		delete(b.peers, p)
+	}
+}
+
+// linksChanged tells a batch on h that the links named es are made,
+// deleted, renamed or moved (a veth's peer goes with it).
+func linksChanged(h *host.Host, es ...end) {
+	b := batchOf(h)
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range es {
+		b.forgetLink(e)
 	}
 }
 
@@ -273,16 +323,22 @@ func raised(h *host.Host, ns string, hd *netlink.Handle, l netlink.Link) error {
 	return nil
 }
 
-// vethMade tells a batch on h of a veth pair, so that its wait reads each
-// end once when both were raised.
-func vethMade(h *host.Host, a, b end) {
-	bt := batchOf(h)
-	if bt == nil {
+// vethMade tells a batch on h of a veth pair: its wait reads each end
+// once when both were raised, and l (when it has its index) is a's link.
+func vethMade(h *host.Host, a, p end, l netlink.Link) {
+	b := batchOf(h)
+	if b == nil {
 		return
 	}
-	bt.mu.Lock()
-	defer bt.mu.Unlock()
-	bt.peers[a], bt.peers[b] = b, a
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.peers[a], b.peers[p] = p, a
+	if l != nil && l.Attrs().Index != 0 {
+		if b.links[a.ns] == nil {
+			b.links[a.ns] = map[string]netlink.Link{}
+		}
+		b.links[a.ns][a.dev] = l
+	}
 }
 
 // waitRaised waits for every link raised in the batch whose namespace is
@@ -305,7 +361,9 @@ func (b *batch) waitRaised() error {
 		if !ok {
 			continue // `ip netns del` took it
 		}
-		if err := waitReady(b.h, r.ns, hd, r.index, !(hasPeer && up[p])); err != nil {
+		err := waitReady(b.h, r.ns, hd, r.index, !(hasPeer && up[p]))
+		var nf netlink.LinkNotFoundError
+		if err != nil && !errors.As(err, &nf) { // a link deleted since is not waited for
 			return err
 		}
 	}

@@ -93,15 +93,15 @@ func TestBatch(t *testing.T) {
 }
 
 // `ip netns del` inside a batch closes the batch's socket in that
-// namespace, so the namespace goes before the batch ends; a batch that
-// fails reports its op's error and leaves no batch open behind it.
+// namespace, so the namespace goes before the batch ends, and the links it
+// took are not waited for. A batch that fails reports fn's error and
+// leaves no batch open behind it.
 func TestBatchNetnsDel(t *testing.T) {
 	w := world(t)
 	h := w.Host("docker01")
-	boom := errors.New("boom")
 	err := netops.Batch(h, func() error {
 		if err := op.Run(io.Discard, netops.NetnsAdd(h, "c1"), netops.VethAddInto(h, "", "v1", "eth0", "c1"),
-			netops.LinkUp(h, "c1", "eth0"), netops.NetnsDel(h, "c1")); err != nil {
+			netops.LinkUp(h, "", "v1"), netops.LinkUp(h, "c1", "eth0"), netops.NetnsDel(h, "c1")); err != nil {
 			return err
 		}
 		for range 2000 {
@@ -112,17 +112,48 @@ func TestBatchNetnsDel(t *testing.T) {
 			_, err = hd.LinkByName("v1")
 			hd.Close()
 			if err != nil {
-				return boom
+				return nil
 			}
 			time.Sleep(time.Millisecond)
 		}
 		return errors.New("v1 still there after c1 was deleted")
 	})
-	if !errors.Is(err, boom) {
+	if err != nil {
 		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	if err := netops.Batch(h, func() error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("a failed batch: %v", err)
 	}
 	if err := netops.Batch(h, func() error { return nil }); err != nil {
 		t.Errorf("a batch after a failed one: %v", err)
+	}
+}
+
+// Inside a batch a name is looked up once, and ops that delete, rename or
+// make links forget the names they touch: a veth deleted and made again
+// under the same names is found as the new link.
+func TestBatchLinkNames(t *testing.T) {
+	w := world(t)
+	h := w.Host("docker01")
+	err := netops.Batch(h, func() error {
+		if err := op.Run(io.Discard, netops.BridgeAdd(h, "", "br0"), netops.VethAdd(h, "", "a", "b"),
+			netops.SetMaster(h, "", "a", "br0"), netops.LinkDel(h, "", "b"),
+			netops.VethAdd(h, "", "a", "b"), netops.SetMaster(h, "", "b", "br0"),
+			netops.LinkUp(h, "", "a"), netops.LinkSetName(h, "", "a", "c"), netops.LinkUp(h, "", "c")); err != nil {
+			return err
+		}
+		if err := netops.LinkUp(h, "", "a").Do(io.Discard); err == nil || !strings.Contains(err.Error(), `device "a" does not exist`) {
+			t.Errorf("a after its rename: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, err := netops.BridgePorts(h, "")
+	if err != nil || len(ports) != 1 || ports[0].Name != "b" {
+		t.Fatalf("ports of br0: %+v %v", ports, err)
 	}
 }
 

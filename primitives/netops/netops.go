@@ -34,8 +34,18 @@ func In(ns, cmd string) string {
 	return "ip netns exec " + op.Quote(ns) + " " + cmd
 }
 
-func linkByName(hd *netlink.Handle, ns, name string) (netlink.Link, error) {
+// linkByName looks dev up in hd, once per batch on h (see Batch).
+func linkByName(h *host.Host, hd *netlink.Handle, ns, name string) (netlink.Link, error) {
+	b := batchOf(h)
+	if b != nil {
+		if l := b.link(end{ns, name}); l != nil {
+			return l, nil
+		}
+	}
 	l, err := hd.LinkByName(name)
+	if err == nil && b != nil {
+		b.keepLink(end{ns, name}, l)
+	}
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
@@ -120,7 +130,7 @@ func LinkUp(h *host.Host, ns, dev string) op.Op {
 		Cmd:  In(ns, "ip link set "+op.Quote(dev)+" up"),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				l, err := linkByName(hd, ns, dev)
+				l, err := linkByName(h, hd, ns, dev)
 				if err != nil {
 					return err
 				}
@@ -154,9 +164,12 @@ func waitReady(h *host.Host, ns string, hd *netlink.Handle, index int, peerToo b
 		}
 		return running(l.Attrs().OperState, l.Attrs().RawFlags), nil
 	})
+	if err != nil {
+		return err
+	}
 	a := l.Attrs()
-	if err != nil || a.RawFlags&unix.IFF_LOWER_UP == 0 || !peerToo || l.Type() != "veth" || a.ParentIndex == 0 {
-		return err // no carrier: the other end is down
+	if a.RawFlags&unix.IFF_LOWER_UP == 0 || !peerToo || l.Type() != "veth" || a.ParentIndex == 0 {
+		return nil // no carrier: the other end is down
 	}
 	if a.NetNsID < 0 { // the peer is in the same namespace
 		return waitIndex(hd, a.ParentIndex, deadline)
@@ -242,6 +255,7 @@ func VethAdd(h *host.Host, ns, a, b string) op.Op {
 				// Always from NewLinkAttrs: a bare LinkAttrs{} asks for txqlen 0.
 				attrs := netlink.NewLinkAttrs()
 				attrs.Name = a
+				linksChanged(h, end{ns, a}, end{ns, b})
 				err := hd.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: b})
 				if errors.Is(err, unix.EEXIST) {
 					if l, lerr := hd.LinkByName(a); lerr == nil && l.Type() == "veth" {
@@ -251,6 +265,7 @@ func VethAdd(h *host.Host, ns, a, b string) op.Op {
 				if err != nil {
 					return fmt.Errorf("failed to add veth pair %q/%q: %w", a, b, err)
 				}
+				vethMade(h, end{ns, a}, end{ns, b}, nil)
 				return nil
 			})
 		},
@@ -265,7 +280,7 @@ func LinkSetNetns(h *host.Host, ns, dev, target string) op.Op {
 		Cmd:  In(ns, fmt.Sprintf("ip link set %s netns %s", op.Quote(dev), op.Quote(target))),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				l, err := linkByName(hd, ns, dev)
+				l, err := linkByName(h, hd, ns, dev)
 				if err != nil {
 					return err
 				}
@@ -274,6 +289,7 @@ func LinkSetNetns(h *host.Host, ns, dev, target string) op.Op {
 					return fmt.Errorf("failed to open network namespace %q: %w", target, err)
 				}
 				defer fd.Close()
+				linksChanged(h, end{ns, dev})
 				if err := hd.LinkSetNsFd(l, int(fd)); err != nil {
 					return fmt.Errorf("failed to move %q to %q: %w", dev, target, err)
 				}
@@ -296,7 +312,7 @@ func AddrAdd(h *host.Host, ns, cidr, dev string) op.Op {
 				return fmt.Errorf("invalid address %q: %w", cidr, err)
 			}
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				l, err := linkByName(hd, ns, dev)
+				l, err := linkByName(h, hd, ns, dev)
 				if err != nil {
 					return err
 				}
@@ -326,6 +342,7 @@ func LinkDel(h *host.Host, ns, dev string) op.Op {
 				if err != nil {
 					return nil
 				}
+				linksChanged(h, end{ns, dev})
 				if err := hd.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 					return fmt.Errorf("failed to delete %q: %w", dev, err)
 				}
