@@ -107,8 +107,8 @@ func WaitNoPorts(h *host.Host, d time.Duration) error {
 
 // RunScale builds n containers and, with down, tears them down again,
 // inside one netops.Batch per direction. Two goroutines work as a
-// pipeline: one makes namespaces (setup_net and the sysctl mostly run
-// without rtnl_lock, on the batch's thread), the other cables each
+// pipeline: one makes namespaces on the batch's thread (setup_net and
+// the sysctl mostly run without rtnl_lock), the other cables each
 // namespace as soon as it exists (nearly all under rtnl_lock, which is why
 // splitting the containers between more goroutines gains nothing).
 // Teardown deletes the namespaces; the kernel's cleanup_net does the
@@ -120,19 +120,19 @@ func RunScale(h *host.Host, n int, down bool) error {
 		nsErr := make(chan error, 1)
 		go func() {
 			defer close(made)
-			for i := range n {
-				if err := op.Run(io.Discard, ScaleNetns(h, ScaleContainer(i))...); err != nil {
-					nsErr <- fmt.Errorf("container %d: %w", i, err)
-					return
+			nsErr <- netops.OnBatchThread(h, func() error {
+				for i := range n {
+					if err := op.Run(io.Discard, ScaleNetns(h, ScaleContainer(i))...); err != nil {
+						return fmt.Errorf("container %d: %w", i, err)
+					}
+					select {
+					case made <- i:
+					case <-stop:
+						return nil
+					}
 				}
-				select {
-				case made <- i:
-				case <-stop:
-					nsErr <- nil
-					return
-				}
-			}
-			nsErr <- nil
+				return nil
+			})
 		}()
 		var err error
 		for i := range made {
@@ -151,12 +151,14 @@ func RunScale(h *host.Host, n int, down bool) error {
 		return err
 	}
 	err = netops.Batch(h, func() error {
-		for i := range n {
-			if err := op.Run(io.Discard, ScaleDown(h, ScaleContainer(i))...); err != nil {
-				return fmt.Errorf("container %d: %w", i, err)
+		return netops.OnBatchThread(h, func() error {
+			for i := range n {
+				if err := op.Run(io.Discard, ScaleDown(h, ScaleContainer(i))...); err != nil {
+					return fmt.Errorf("container %d: %w", i, err)
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return err

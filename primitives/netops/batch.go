@@ -18,9 +18,11 @@ import (
 // a container runtime keeps open across many containers, instead of
 // opening and closing it per op:
 //
-//   - one netlink handle (one NETLINK_ROUTE socket) per namespace, opened on
-//     first use and closed when fn returns, or by `ip netns del` of that
-//     namespace: an open socket keeps a namespace, and its veths, alive;
+//   - one netlink handle (one NETLINK_ROUTE socket) per namespace, and an
+//     nsfs fd of each namespace `ip netns add` made (both made by the
+//     thread below while still inside it), opened on first use otherwise,
+//     closed when fn returns, or by `ip netns del` of that namespace: an
+//     open socket or fd keeps a namespace, and its veths, alive;
 //   - one thread that joined h's mount namespace once, for `ip netns
 //     add/del` and sysctls, where each op would otherwise make a thread
 //     and join it (a thread that joined a mount namespace cannot be reused);
@@ -63,12 +65,15 @@ type batch struct {
 	h    *host.Host
 	work chan func(*thread) // run by the thread in h's mount namespace
 	gone chan struct{}
+	tid  int     // that thread's
+	t    *thread // used only on it
 
 	mu      sync.Mutex
 	handles map[string]*netlink.Handle
 	raised  []raisedLink
 	peers   map[end]end // veth ends made in the batch, both ways
 	links   map[string]map[string]netlink.Link
+	nsFds   map[string]*os.File
 }
 
 type end struct{ ns, dev string }
@@ -79,7 +84,7 @@ type raisedLink struct {
 }
 
 func openBatch(h *host.Host) (*batch, error) {
-	b := &batch{h: h, work: make(chan func(*thread)), gone: make(chan struct{}), handles: map[string]*netlink.Handle{}, peers: map[end]end{}, links: map[string]map[string]netlink.Link{}}
+	b := &batch{h: h, work: make(chan func(*thread)), gone: make(chan struct{}), handles: map[string]*netlink.Handle{}, peers: map[end]end{}, links: map[string]map[string]netlink.Link{}, nsFds: map[string]*os.File{}}
 	batchesMu.Lock()
 	defer batchesMu.Unlock()
 	if batches[h] != nil {
@@ -125,10 +130,10 @@ func (b *batch) serve(hostNet *os.File, mnt string, errc chan<- error) {
 			return
 		}
 	}
+	b.tid, b.t = unix.Gettid(), &thread{hostNet: hostNet, cur: unknownNs, b: b}
 	errc <- nil
-	t := thread{hostNet: hostNet, cur: unknownNs}
 	for fn := range b.work {
-		fn(&t)
+		fn(b.t)
 	}
 }
 
@@ -137,6 +142,7 @@ func (b *batch) serve(hostNet *os.File, mnt string, errc chan<- error) {
 type thread struct {
 	hostNet *os.File
 	cur     string
+	b       *batch
 }
 
 const unknownNs = "\x00"
@@ -165,27 +171,89 @@ func (t *thread) enter(ns string) error {
 	return nil
 }
 
-// on runs fn on the batch's thread.
+// on runs fn on the batch's thread: there and then when called from it,
+// handed over otherwise.
 func (b *batch) on(fn func(*thread) error) error {
+	if unix.Gettid() == b.tid {
+		return fn(b.t)
+	}
 	errc := make(chan error, 1)
 	b.work <- func(t *thread) { errc <- fn(t) }
 	return <-errc
 }
 
-// inHostMnt runs fn on a thread in h's mount namespace and h's own network
-// namespace; fn may leave the thread in another network namespace.
-func inHostMnt(h *host.Host, fn func() error) error {
+// OnBatchThread runs fn on the thread of the batch open on h, so that the
+// ops fn runs there which need h's mount namespace (`ip netns add/del`,
+// sysctls) are not each handed over to it and back: a locked thread
+// wakes up slowly on a busy machine. Meanwhile other goroutines' ops
+// that need the thread wait for fn. Without a batch it just runs fn.
+func OnBatchThread(h *host.Host, fn func() error) error {
 	b := batchOf(h)
 	if b == nil {
-		return nsx.InPlace(nsx.Paths{Mnt: h.Paths().Mnt}, fn)
+		return fn()
+	}
+	return b.on(func(*thread) error { return fn() })
+}
+
+// inHostMnt runs fn on a thread in h's mount namespace and h's own network
+// namespace; fn may leave the thread in another network namespace.
+// fn is given the batch's thread, or nil.
+func inHostMnt(h *host.Host, fn func(*thread) error) error {
+	b := batchOf(h)
+	if b == nil {
+		return nsx.InPlace(nsx.Paths{Mnt: h.Paths().Mnt}, func() error { return fn(nil) })
 	}
 	return b.on(func(t *thread) error {
 		if err := t.enter(""); err != nil {
 			return err
 		}
 		t.cur = unknownNs // fn may unshare
-		return fn()
+		return fn(t)
 	})
+}
+
+// made tells the batch's thread that it has just made the namespace ns
+// and is inside it: the batch's socket and nsfs fd for ns are made here,
+// with no setns and no path lookup.
+func (t *thread) made(ns string) {
+	t.cur = ns
+	hd, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return // opened on first use instead
+	}
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		hd.Close()
+		return
+	}
+	b := t.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.handles[ns] != nil || b.nsFds[ns] != nil {
+		hd.Close()
+		unix.Close(fd)
+		return
+	}
+	b.handles[ns], b.nsFds[ns] = hd, os.NewFile(uintptr(fd), ns)
+}
+
+// withNsFd runs fn with an nsfs fd of ns on h: the batch's, or one opened
+// for fn alone.
+func withNsFd(h *host.Host, ns string, fn func(fd int) error) error {
+	if b := batchOf(h); b != nil {
+		b.mu.Lock()
+		f := b.nsFds[ns]
+		b.mu.Unlock()
+		if f != nil {
+			return fn(int(f.Fd()))
+		}
+	}
+	fd, err := netns.GetFromPath(h.NetnsPath(ns))
+	if err != nil {
+		return fmt.Errorf("failed to open network namespace %q: %w", ns, err)
+	}
+	defer fd.Close()
+	return fn(int(fd))
 }
 
 // inNetns runs fn on a thread in ns of h.
@@ -265,6 +333,10 @@ func forgetNetns(h *host.Host, ns string) {
 	if hd, ok := b.handles[ns]; ok {
 		hd.Close()
 		delete(b.handles, ns)
+	}
+	if f, ok := b.nsFds[ns]; ok {
+		f.Close()
+		delete(b.nsFds, ns)
 	}
 	for dev := range b.links[ns] {
 		b.forgetLink(end{ns, dev})
@@ -378,5 +450,8 @@ func (b *batch) close() {
 	<-b.gone
 	for _, hd := range b.handles {
 		hd.Close()
+	}
+	for _, f := range b.nsFds {
+		f.Close()
 	}
 }

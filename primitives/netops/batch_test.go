@@ -32,10 +32,12 @@ func TestBatch(t *testing.T) {
 		netops.RouteAddDefault(h, "c1", "10.0.0.1"),
 	}
 	err := netops.Batch(h, func() error {
-		for pass := range 2 {
-			if err := op.Run(io.Discard, ops...); err != nil {
-				t.Fatalf("pass %d: %v", pass, err)
-			}
+		// First on the batch's own thread, then handed over to it.
+		if err := netops.OnBatchThread(h, func() error { return op.Run(io.Discard, ops...) }); err != nil {
+			t.Fatalf("on the batch's thread: %v", err)
+		}
+		if err := op.Run(io.Discard, ops...); err != nil {
+			t.Fatalf("second run: %v", err)
 		}
 		for _, c := range []struct {
 			o    op.Op

@@ -22,7 +22,6 @@ import (
 	"github.com/containers-underneath/lab/primitives/op"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,27 +96,24 @@ func VethAddInto(h *host.Host, ns, a, b, target string) op.Op {
 		Host: h.Name,
 		Cmd:  In(ns, fmt.Sprintf("ip link add %s type veth peer name %s netns %s", op.Quote(a), op.Quote(b), op.Quote(target))),
 		Do: func(io.Writer) error {
-			fd, err := netns.GetFromPath(h.NetnsPath(target))
-			if err != nil {
-				return fmt.Errorf("failed to open network namespace %q: %w", target, err)
-			}
-			defer fd.Close()
-			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				attrs := netlink.NewLinkAttrs()
-				attrs.Name = a
-				linksChanged(h, end{ns, a}, end{target, b})
-				v := &netlink.Veth{LinkAttrs: attrs, PeerName: b, PeerNamespace: netlink.NsFd(int(fd))}
-				err := hd.LinkAdd(v)
-				if errors.Is(err, unix.EEXIST) {
-					if l, lerr := hd.LinkByName(a); lerr == nil && l.Type() == "veth" {
-						return nil
+			return withNsFd(h, target, func(fd int) error {
+				return withHandle(h, ns, func(hd *netlink.Handle) error {
+					attrs := netlink.NewLinkAttrs()
+					attrs.Name = a
+					linksChanged(h, end{ns, a}, end{target, b})
+					v := &netlink.Veth{LinkAttrs: attrs, PeerName: b, PeerNamespace: netlink.NsFd(fd)}
+					err := hd.LinkAdd(v)
+					if errors.Is(err, unix.EEXIST) {
+						if l, lerr := hd.LinkByName(a); lerr == nil && l.Type() == "veth" {
+							return nil
+						}
 					}
-				}
-				if err != nil {
-					return fmt.Errorf("failed to add veth pair %q/%q (%s in %s): %w", a, b, b, target, err)
-				}
-				vethMade(h, end{ns, a}, end{target, b}, v)
-				return nil
+					if err != nil {
+						return fmt.Errorf("failed to add veth pair %q/%q (%s in %s): %w", a, b, b, target, err)
+					}
+					vethMade(h, end{ns, a}, end{target, b}, v)
+					return nil
+				})
 			})
 		},
 	}

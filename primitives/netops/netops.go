@@ -64,7 +64,7 @@ func NetnsAdd(h *host.Host, name string) op.Op {
 		Host: h.Name,
 		Cmd:  "ip netns add " + op.Quote(name),
 		Do: func(io.Writer) error {
-			return inHostMnt(h, func() error {
+			return inHostMnt(h, func(t *thread) error {
 				if err := os.MkdirAll("/run/netns", 0o755); err != nil {
 					return err
 				}
@@ -86,6 +86,9 @@ func NetnsAdd(h *host.Host, name string) op.Op {
 				if err := unix.Mount("/proc/thread-self/ns/net", file, "none", unix.MS_BIND, ""); err != nil {
 					os.Remove(file)
 					return fmt.Errorf("failed to bind network namespace %q: %w", name, err)
+				}
+				if t != nil {
+					t.made(name)
 				}
 				return nil
 			})
@@ -109,7 +112,7 @@ func NetnsDel(h *host.Host, name string) op.Op {
 		Cmd:  "ip netns del " + op.Quote(name),
 		Do: func(io.Writer) error {
 			forgetNetns(h, name)
-			return inHostMnt(h, func() error {
+			return inHostMnt(h, func(*thread) error {
 				file := filepath.Join("/run/netns", name)
 				if err := unix.Unmount(file, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 					return fmt.Errorf("failed to unmount %q: %w", file, err)
