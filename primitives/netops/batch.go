@@ -34,8 +34,9 @@ import (
 //     for every link raised, when fn returns, costs less than one per link.
 //
 // The ops are the same values, print the same commands and make the same
-// changes; fn may run them from several goroutines. One batch per host at
-// a time.
+// changes; they find the batch by h (the same *host.Host). fn may run them
+// from several goroutines, and must wait for those goroutines before it
+// returns. One batch per host at a time.
 func Batch(h *host.Host, fn func() error) error {
 	b, err := openBatch(h)
 	if err != nil {
