@@ -40,9 +40,11 @@ func scaleHost(tb testing.TB) (*host.Host, func()) {
 }
 
 // A small run of what the benchmark times: every container is a port of
-// docker0 and reaches its gateway, and teardown leaves none behind. The
-// batch's containers live beside one made by netops' own ops, and
-// netops' `ip netns del` removes them: the batch holds nothing open.
+// docker0 and reaches its gateway as soon as the batch returns (its one
+// wait at the end covers every link), and teardown leaves none behind.
+// The batch's containers live beside one made by the same ops outside a
+// batch, and `ip netns del` outside a batch removes them all: the batch
+// holds nothing open.
 func TestScaleSmall(t *testing.T) {
 	labtest.NeedRoot(t)
 	h, done := scaleHost(t)
@@ -51,7 +53,7 @@ func TestScaleSmall(t *testing.T) {
 	if err := RunScale(h, n, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := op.Run(io.Discard, ScaleUp(onHost{h}, ScaleContainer(n))...); err != nil {
+	if err := op.Run(io.Discard, ScaleUp(h, ScaleContainer(n))...); err != nil {
 		t.Fatal(err)
 	}
 	ports, err := netops.BridgePorts(h, "")
@@ -74,7 +76,7 @@ func TestScaleSmall(t *testing.T) {
 		}
 	}
 	for i := range n + 1 {
-		if err := op.Run(io.Discard, ScaleDown(onHost{h}, ScaleContainer(i))...); err != nil {
+		if err := op.Run(io.Discard, ScaleDown(h, ScaleContainer(i))...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -95,8 +97,7 @@ func TestScaleSmall(t *testing.T) {
 	}
 }
 
-// The timed path whole: built by a batch, torn down by it, and gone; its
-// commands are the script's.
+// The timed path whole: built by a batch, torn down by another, and gone.
 func TestScaleBatchDown(t *testing.T) {
 	labtest.NeedRoot(t)
 	h, done := scaleHost(t)
@@ -109,19 +110,6 @@ func TestScaleBatchDown(t *testing.T) {
 	}
 	if ports, _ := netops.BridgePorts(h, ""); len(ports) != 0 {
 		t.Errorf("ports left: %v", ports)
-	}
-	err := netops.RunBatch(h, func(b *netops.Batch) error {
-		c := ScaleContainer(7)
-		want := append(ScaleUp(onHost{h}, c), ScaleDown(onHost{h}, c)...)
-		for i, o := range append(ScaleUp(b, c), ScaleDown(b, c)...) {
-			if o.Cmd != want[i].Cmd {
-				t.Errorf("batch op %d: %q, want %q", i, o.Cmd, want[i].Cmd)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -46,62 +46,32 @@ func ScaleBridge(h *host.Host) []op.Op {
 // dockerd draws at random; fixed here so that every run is alike.
 const BridgeMAC = "02:42:ac:11:00:01"
 
-// Ops makes one host's ops: netops' own (onHost: a fresh handle per op,
-// LinkUp waiting for its link) or a netops.Batch's (the same commands,
-// made from one thread with one socket per namespace).
-type Ops interface {
-	NetnsAdd(name string) op.Op
-	NetnsDel(name string) op.Op
-	Sysctl(ns, key, value string) op.Op
-	VethAddInto(ns, a, peer, target string) op.Op
-	SetMaster(ns, dev, bridge string) op.Op
-	LinkUp(ns, dev string) op.Op
-	AddrAdd(ns, cidr, dev string) op.Op
-	RouteAddDefault(ns, gw string) op.Op
-}
-
-// onHost is Ops from netops' functions.
-type onHost struct{ h *host.Host }
-
-func (o onHost) NetnsAdd(name string) op.Op          { return netops.NetnsAdd(o.h, name) }
-func (o onHost) NetnsDel(name string) op.Op          { return netops.NetnsDel(o.h, name) }
-func (o onHost) Sysctl(ns, key, value string) op.Op  { return netops.Sysctl(o.h, ns, key, value) }
-func (o onHost) LinkUp(ns, dev string) op.Op         { return netops.LinkUp(o.h, ns, dev) }
-func (o onHost) AddrAdd(ns, cidr, dev string) op.Op  { return netops.AddrAdd(o.h, ns, cidr, dev) }
-func (o onHost) RouteAddDefault(ns, gw string) op.Op { return netops.RouteAddDefault(o.h, ns, gw) }
-func (o onHost) SetMaster(ns, dev, bridge string) op.Op {
-	return netops.SetMaster(o.h, ns, dev, bridge)
-}
-func (o onHost) VethAddInto(ns, a, peer, target string) op.Op {
-	return netops.VethAddInto(o.h, ns, a, peer, target)
-}
-
 // ScaleUp is one container: namespace, veth with eth0 born inside, port of
 // docker0, address, default route, both ends up. IPv6 goes off inside
 // first, as Docker does on a network without IPv6: otherwise each new
 // eth0's link-local chatter (DAD, MLD, router solicitations) is flooded
 // by docker0 to every other port, N copies for the N-th container.
-func ScaleUp(o Ops, c Container) []op.Op {
-	return append(ScaleNetns(o, c), ScaleLinks(o, c)...)
+func ScaleUp(h *host.Host, c Container) []op.Op {
+	return append(ScaleNetns(h, c), ScaleLinks(h, c)...)
 }
 
 // ScaleNetns is the first part of ScaleUp: the namespace, IPv6 off.
-func ScaleNetns(o Ops, c Container) []op.Op {
+func ScaleNetns(h *host.Host, c Container) []op.Op {
 	return []op.Op{
-		o.NetnsAdd(c.Name),
-		o.Sysctl(c.Name, "net.ipv6.conf.default.disable_ipv6", "1"),
+		netops.NetnsAdd(h, c.Name),
+		netops.Sysctl(h, c.Name, "net.ipv6.conf.default.disable_ipv6", "1"),
 	}
 }
 
 // ScaleLinks is the rest of ScaleUp: the cable, its port, address, route.
-func ScaleLinks(o Ops, c Container) []op.Op {
+func ScaleLinks(h *host.Host, c Container) []op.Op {
 	return []op.Op{
-		o.VethAddInto("", c.Veth, "eth0", c.Name),
-		o.SetMaster("", c.Veth, Bridge),
-		o.LinkUp("", c.Veth),
-		o.AddrAdd(c.Name, c.Addr+Prefix, "eth0"),
-		o.LinkUp(c.Name, "eth0"),
-		o.RouteAddDefault(c.Name, BridgeIP),
+		netops.VethAddInto(h, "", c.Veth, "eth0", c.Name),
+		netops.SetMaster(h, "", c.Veth, Bridge),
+		netops.LinkUp(h, "", c.Veth),
+		netops.AddrAdd(h, c.Name, c.Addr+Prefix, "eth0"),
+		netops.LinkUp(h, c.Name, "eth0"),
+		netops.RouteAddDefault(h, c.Name, BridgeIP),
 	}
 }
 
@@ -109,8 +79,8 @@ func ScaleLinks(o Ops, c Container) []op.Op {
 // and the host end goes with its peer. The kernel does that part
 // asynchronously, many namespaces per RCU grace period; `ip link del` of
 // each host end would wait for a grace period (tens of ms) apiece.
-func ScaleDown(o Ops, c Container) []op.Op {
-	return []op.Op{o.NetnsDel(c.Name)}
+func ScaleDown(h *host.Host, c Container) []op.Op {
+	return []op.Op{netops.NetnsDel(h, c.Name)}
 }
 
 // WaitNoPorts waits until docker0 has no ports left: the kernel has really
@@ -135,55 +105,60 @@ func WaitNoPorts(h *host.Host, d time.Duration) error {
 	}
 }
 
-// RunScale builds n containers and, with down, tears them down again.
-// Two threads, each with its own netops.Batch, work as a pipeline: one
-// makes namespaces (setup_net and the sysctl mostly run without
-// rtnl_lock), the other cables each namespace as soon as it exists (nearly
-// all under rtnl_lock, which is why splitting the containers between the
-// threads gains nothing). Teardown is one batch; the kernel's cleanup_net
-// does the rest, after which docker0 has no ports.
+// RunScale builds n containers and, with down, tears them down again,
+// inside one netops.Batch per direction. Two goroutines work as a
+// pipeline: one makes namespaces on the batch's thread (setup_net and
+// the sysctl mostly run without rtnl_lock), the other cables each
+// namespace as soon as it exists (nearly all under rtnl_lock, which is why
+// splitting the containers between more goroutines gains nothing).
+// Teardown deletes the namespaces; the kernel's cleanup_net does the
+// rest, after which docker0 has no ports.
 func RunScale(h *host.Host, n int, down bool) error {
-	made := make(chan int, 16)
-	stop := make(chan struct{})
-	nsErr := make(chan error, 1)
-	go func() {
-		nsErr <- netops.RunBatch(h, func(b *netops.Batch) error {
+	err := netops.Batch(h, func() error {
+		made := make(chan int, 16)
+		stop := make(chan struct{})
+		nsErr := make(chan error, 1)
+		go func() {
 			defer close(made)
-			for i := range n {
-				if err := op.Run(io.Discard, ScaleNetns(b, ScaleContainer(i))...); err != nil {
-					return fmt.Errorf("container %d: %w", i, err)
+			nsErr <- netops.OnBatchThread(h, func() error {
+				for i := range n {
+					if err := op.Run(io.Discard, ScaleNetns(h, ScaleContainer(i))...); err != nil {
+						return fmt.Errorf("container %d: %w", i, err)
+					}
+					select {
+					case made <- i:
+					case <-stop:
+						return nil
+					}
 				}
-				select {
-				case made <- i:
-				case <-stop:
-					return nil
+				return nil
+			})
+		}()
+		var err error
+		for i := range made {
+			if err = op.Run(io.Discard, ScaleLinks(h, ScaleContainer(i))...); err != nil {
+				err = fmt.Errorf("container %d: %w", i, err)
+				break
+			}
+		}
+		close(stop)
+		if err2 := <-nsErr; err == nil {
+			err = err2
+		}
+		return err
+	})
+	if err != nil || !down {
+		return err
+	}
+	err = netops.Batch(h, func() error {
+		return netops.OnBatchThread(h, func() error {
+			for i := range n {
+				if err := op.Run(io.Discard, ScaleDown(h, ScaleContainer(i))...); err != nil {
+					return fmt.Errorf("container %d: %w", i, err)
 				}
 			}
 			return nil
 		})
-	}()
-	err := netops.RunBatch(h, func(b *netops.Batch) error {
-		for i := range made {
-			if err := op.Run(io.Discard, ScaleLinks(b, ScaleContainer(i))...); err != nil {
-				return fmt.Errorf("container %d: %w", i, err)
-			}
-		}
-		return b.WaitReady()
-	})
-	close(stop)
-	if err2 := <-nsErr; err == nil {
-		err = err2
-	}
-	if err != nil || !down {
-		return err
-	}
-	err = netops.RunBatch(h, func(b *netops.Batch) error {
-		for i := range n {
-			if err := op.Run(io.Discard, ScaleDown(b, ScaleContainer(i))...); err != nil {
-				return fmt.Errorf("container %d: %w", i, err)
-			}
-		}
-		return nil
 	})
 	if err != nil {
 		return err
@@ -198,12 +173,12 @@ func ScaleScript(n int) string {
 	var b strings.Builder
 	b.WriteString("set -e\n")
 	for i := range n {
-		for _, o := range ScaleUp(onHost{&host.Host{Name: "docker01", Pid: -1}}, ScaleContainer(i)) {
+		for _, o := range ScaleUp(&host.Host{Name: "docker01", Pid: -1}, ScaleContainer(i)) {
 			b.WriteString(shortNetns(o.Cmd) + "\n")
 		}
 	}
 	for i := range n {
-		for _, o := range ScaleDown(onHost{&host.Host{Name: "docker01", Pid: -1}}, ScaleContainer(i)) {
+		for _, o := range ScaleDown(&host.Host{Name: "docker01", Pid: -1}, ScaleContainer(i)) {
 			b.WriteString(o.Cmd + "\n")
 		}
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/containers-underneath/lab/primitives/op"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,6 +43,7 @@ func BridgeAdd(h *host.Host, ns, name string) op.Op {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
 				attrs := netlink.NewLinkAttrs()
 				attrs.Name = name
+				linksChanged(h, end{ns, name})
 				err := hd.LinkAdd(&netlink.Bridge{LinkAttrs: attrs})
 				if errors.Is(err, unix.EEXIST) {
 					if l, lerr := hd.LinkByName(name); lerr == nil && l.Type() == "bridge" {
@@ -69,17 +69,15 @@ func SetMaster(h *host.Host, ns, dev, bridge string) op.Op {
 		Cmd:  In(ns, fmt.Sprintf("ip link set %s master %s", op.Quote(dev), op.Quote(bridge))),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				l, err := linkByName(hd, ns, dev)
+				l, err := linkByName(h, hd, ns, dev)
 				if err != nil {
 					return err
 				}
-				br, err := linkByName(hd, ns, bridge)
+				br, err := linkByName(h, hd, ns, bridge)
 				if err != nil {
 					return err
 				}
-				if l.Attrs().MasterIndex == br.Attrs().Index {
-					return nil
-				}
+				// The kernel does nothing when DEV already has that master.
 				if err := hd.LinkSetMasterByIndex(l, br.Attrs().Index); err != nil {
 					return fmt.Errorf("failed to make %q a port of %q: %w", dev, bridge, err)
 				}
@@ -98,24 +96,24 @@ func VethAddInto(h *host.Host, ns, a, b, target string) op.Op {
 		Host: h.Name,
 		Cmd:  In(ns, fmt.Sprintf("ip link add %s type veth peer name %s netns %s", op.Quote(a), op.Quote(b), op.Quote(target))),
 		Do: func(io.Writer) error {
-			fd, err := netns.GetFromPath(h.NetnsPath(target))
-			if err != nil {
-				return fmt.Errorf("failed to open network namespace %q: %w", target, err)
-			}
-			defer fd.Close()
-			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				attrs := netlink.NewLinkAttrs()
-				attrs.Name = a
-				err := hd.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: b, PeerNamespace: netlink.NsFd(int(fd))})
-				if errors.Is(err, unix.EEXIST) {
-					if l, lerr := hd.LinkByName(a); lerr == nil && l.Type() == "veth" {
-						return nil
+			return withNsFd(h, target, func(fd int) error {
+				return withHandle(h, ns, func(hd *netlink.Handle) error {
+					attrs := netlink.NewLinkAttrs()
+					attrs.Name = a
+					linksChanged(h, end{ns, a}, end{target, b})
+					v := &netlink.Veth{LinkAttrs: attrs, PeerName: b, PeerNamespace: netlink.NsFd(fd)}
+					err := hd.LinkAdd(v)
+					if errors.Is(err, unix.EEXIST) {
+						if l, lerr := hd.LinkByName(a); lerr == nil && l.Type() == "veth" {
+							return nil
+						}
 					}
-				}
-				if err != nil {
-					return fmt.Errorf("failed to add veth pair %q/%q (%s in %s): %w", a, b, b, target, err)
-				}
-				return nil
+					if err != nil {
+						return fmt.Errorf("failed to add veth pair %q/%q (%s in %s): %w", a, b, b, target, err)
+					}
+					vethMade(h, end{ns, a}, end{target, b}, v)
+					return nil
+				})
 			})
 		},
 	}
@@ -309,7 +307,7 @@ func VethHostEnd(h *host.Host, ns, dev string) (*netlink.LinkAttrs, error) {
 		return nil, err
 	}
 	defer inner.Close()
-	l, err := linkByName(inner, ns, dev)
+	l, err := linkByName(h, inner, ns, dev)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ func LinkSetAddress(h *host.Host, ns, dev, mac string) op.Op {
 				return fmt.Errorf("invalid MAC address %q: %w", mac, err)
 			}
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				l, err := linkByName(hd, ns, dev)
+				l, err := linkByName(h, hd, ns, dev)
 				if err != nil {
 					return err
 				}

@@ -52,13 +52,14 @@ func MacvlanAdd(h *host.Host, ns, parent, name, mode string) op.Op {
 				return fmt.Errorf("unknown macvlan mode %q: private, vepa, bridge, passthru or source", mode)
 			}
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				p, err := linkByName(hd, ns, parent)
+				p, err := linkByName(h, hd, ns, parent)
 				if err != nil {
 					return err
 				}
 				attrs := netlink.NewLinkAttrs()
 				attrs.Name = name
 				attrs.ParentIndex = p.Attrs().Index
+				linksChanged(h, end{ns, name})
 				err = hd.LinkAdd(&netlink.Macvlan{LinkAttrs: attrs, Mode: m})
 				if errors.Is(err, unix.EEXIST) {
 					if l, lerr := hd.LinkByName(name); lerr == nil && l.Type() == "macvlan" {
@@ -89,6 +90,7 @@ func LinkSetName(h *host.Host, ns, dev, name string) op.Op {
 					}
 					return fmt.Errorf("device %q does not exist %s", dev, where(ns))
 				}
+				linksChanged(h, end{ns, dev}, end{ns, name})
 				if err := hd.LinkSetName(l, name); err != nil {
 					return fmt.Errorf("failed to rename %q to %q: %w", dev, name, err)
 				}
@@ -110,7 +112,7 @@ func MacvlanSetMode(h *host.Host, ns, dev, mode string) op.Op {
 				return fmt.Errorf("unknown macvlan mode %q: private, vepa, bridge, passthru or source", mode)
 			}
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				l, err := linkByName(hd, ns, dev)
+				l, err := linkByName(h, hd, ns, dev)
 				if err != nil {
 					return err
 				}

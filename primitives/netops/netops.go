@@ -34,18 +34,18 @@ func In(ns, cmd string) string {
 	return "ip netns exec " + op.Quote(ns) + " " + cmd
 }
 
-// withHandle runs fn with a netlink handle in ns on h.
-func withHandle(h *host.Host, ns string, fn func(*netlink.Handle) error) error {
-	hd, err := h.Handle(ns)
-	if err != nil {
-		return err
+// linkByName looks dev up in hd, once per batch on h (see Batch).
+func linkByName(h *host.Host, hd *netlink.Handle, ns, name string) (netlink.Link, error) {
+	b := batchOf(h)
+	if b != nil {
+		if l := b.link(end{ns, name}); l != nil {
+			return l, nil
+		}
 	}
-	defer hd.Close()
-	return fn(hd)
-}
-
-func linkByName(hd *netlink.Handle, ns, name string) (netlink.Link, error) {
 	l, err := hd.LinkByName(name)
+	if err == nil && b != nil {
+		b.keepLink(end{ns, name}, l)
+	}
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
@@ -64,15 +64,15 @@ func NetnsAdd(h *host.Host, name string) op.Op {
 		Host: h.Name,
 		Cmd:  "ip netns add " + op.Quote(name),
 		Do: func(io.Writer) error {
-			if h.HasNetns(name) {
-				return nil
-			}
-			return nsx.InPlace(nsx.Paths{Mnt: h.Paths().Mnt}, func() error {
+			return inHostMnt(h, func(t *thread) error {
 				if err := os.MkdirAll("/run/netns", 0o755); err != nil {
 					return err
 				}
 				file := filepath.Join("/run/netns", name)
 				f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+				if errors.Is(err, os.ErrExist) && isNsfs(file) {
+					return nil
+				}
 				if err != nil {
 					return fmt.Errorf("failed to create namespace file %q: %w", file, err)
 				}
@@ -87,10 +87,20 @@ func NetnsAdd(h *host.Host, name string) op.Op {
 					os.Remove(file)
 					return fmt.Errorf("failed to bind network namespace %q: %w", name, err)
 				}
+				if t != nil {
+					t.made(name)
+				}
 				return nil
 			})
 		},
 	}
+}
+
+// isNsfs: a namespace's file, not the empty file a failed `ip netns add`
+// leaves behind.
+func isNsfs(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
 }
 
 // NetnsDel is `ip netns del NAME`. The namespace dies when its last user
@@ -101,7 +111,8 @@ func NetnsDel(h *host.Host, name string) op.Op {
 		Host: h.Name,
 		Cmd:  "ip netns del " + op.Quote(name),
 		Do: func(io.Writer) error {
-			return nsx.InPlace(nsx.Paths{Mnt: h.Paths().Mnt}, func() error {
+			forgetNetns(h, name)
+			return inHostMnt(h, func(*thread) error {
 				file := filepath.Join("/run/netns", name)
 				if err := unix.Unmount(file, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 					return fmt.Errorf("failed to unmount %q: %w", file, err)
@@ -122,14 +133,14 @@ func LinkUp(h *host.Host, ns, dev string) op.Op {
 		Cmd:  In(ns, "ip link set "+op.Quote(dev)+" up"),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				l, err := linkByName(hd, ns, dev)
+				l, err := linkByName(h, hd, ns, dev)
 				if err != nil {
 					return err
 				}
 				if err := hd.LinkSetUp(l); err != nil {
 					return fmt.Errorf("failed to set %q up: %w", dev, err)
 				}
-				return waitReady(h, ns, hd, l.Attrs().Index)
+				return raised(h, ns, hd, l)
 			})
 		},
 	}
@@ -140,26 +151,28 @@ func LinkUp(h *host.Host, ns, dev string) op.Op {
 // handles a moment later, off the syscall's path; until then the device
 // drops everything. For a veth, bringing one end up gives carrier to the
 // other end too, so both ends must be ready: otherwise the first ping's ARP
-// reply is dropped and ping waits a whole second for a retry.
+// reply is dropped and ping waits a whole second for a retry. peerToo is
+// false when the caller waits for the peer as a link of its own.
 //
 // The peer is named by the kernel as an ifindex in a namespace id
 // (IFLA_LINK, IFLA_LINK_NETNSID) and read by that id (IFLA_TARGET_NETNSID)
 // in one query, however many namespaces the host has.
-func waitReady(h *host.Host, ns string, hd *netlink.Handle, index int) error {
+func waitReady(h *host.Host, ns string, hd *netlink.Handle, index int, peerToo bool) error {
 	deadline := time.Now().Add(readyTimeout)
-	l, err := hd.LinkByIndex(index)
+	var l netlink.Link
+	err := poll(fmt.Sprintf("link %d", index), deadline, func() (bool, error) {
+		var err error
+		if l, err = hd.LinkByIndex(index); err != nil {
+			return false, err
+		}
+		return running(l.Attrs().OperState, l.Attrs().RawFlags), nil
+	})
 	if err != nil {
 		return err
 	}
 	a := l.Attrs()
-	if a.RawFlags&unix.IFF_LOWER_UP == 0 {
-		return nil // no carrier yet: the other end is down
-	}
-	if err := waitIndex(hd, index, deadline); err != nil {
-		return err
-	}
-	if l.Type() != "veth" || a.ParentIndex == 0 {
-		return nil
+	if a.RawFlags&unix.IFF_LOWER_UP == 0 || !peerToo || l.Type() != "veth" || a.ParentIndex == 0 {
+		return nil // no carrier: the other end is down
 	}
 	if a.NetNsID < 0 { // the peer is in the same namespace
 		return waitIndex(hd, a.ParentIndex, deadline)
@@ -245,6 +258,7 @@ func VethAdd(h *host.Host, ns, a, b string) op.Op {
 				// Always from NewLinkAttrs: a bare LinkAttrs{} asks for txqlen 0.
 				attrs := netlink.NewLinkAttrs()
 				attrs.Name = a
+				linksChanged(h, end{ns, a}, end{ns, b})
 				err := hd.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: b})
 				if errors.Is(err, unix.EEXIST) {
 					if l, lerr := hd.LinkByName(a); lerr == nil && l.Type() == "veth" {
@@ -254,6 +268,7 @@ func VethAdd(h *host.Host, ns, a, b string) op.Op {
 				if err != nil {
 					return fmt.Errorf("failed to add veth pair %q/%q: %w", a, b, err)
 				}
+				vethMade(h, end{ns, a}, end{ns, b}, nil)
 				return nil
 			})
 		},
@@ -268,7 +283,7 @@ func LinkSetNetns(h *host.Host, ns, dev, target string) op.Op {
 		Cmd:  In(ns, fmt.Sprintf("ip link set %s netns %s", op.Quote(dev), op.Quote(target))),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				l, err := linkByName(hd, ns, dev)
+				l, err := linkByName(h, hd, ns, dev)
 				if err != nil {
 					return err
 				}
@@ -277,6 +292,7 @@ func LinkSetNetns(h *host.Host, ns, dev, target string) op.Op {
 					return fmt.Errorf("failed to open network namespace %q: %w", target, err)
 				}
 				defer fd.Close()
+				linksChanged(h, end{ns, dev})
 				if err := hd.LinkSetNsFd(l, int(fd)); err != nil {
 					return fmt.Errorf("failed to move %q to %q: %w", dev, target, err)
 				}
@@ -299,7 +315,7 @@ func AddrAdd(h *host.Host, ns, cidr, dev string) op.Op {
 				return fmt.Errorf("invalid address %q: %w", cidr, err)
 			}
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				l, err := linkByName(hd, ns, dev)
+				l, err := linkByName(h, hd, ns, dev)
 				if err != nil {
 					return err
 				}
@@ -329,6 +345,7 @@ func LinkDel(h *host.Host, ns, dev string) op.Op {
 				if err != nil {
 					return nil
 				}
+				linksChanged(h, end{ns, dev})
 				if err := hd.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 					return fmt.Errorf("failed to delete %q: %w", dev, err)
 				}
@@ -394,7 +411,7 @@ func Sysctl(h *host.Host, ns, key, value string) op.Op {
 		Cmd:  In(ns, fmt.Sprintf("sysctl -w %s=%s", key, value)),
 		Do: func(out io.Writer) error {
 			path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
-			err := nsx.InNetns(h.NetnsPath(ns), func() error {
+			err := inNetns(h, ns, func() error {
 				return os.WriteFile(path, []byte(value+"\n"), 0o644)
 			})
 			if err != nil {

@@ -28,7 +28,7 @@ func (r route) words() string {
 }
 
 // netlink builds the route as the kernel takes it, looking dev up in hd.
-func (r route) netlink(hd *netlink.Handle, ns string) (*netlink.Route, error) {
+func (r route) netlink(h *host.Host, hd *netlink.Handle, ns string) (*netlink.Route, error) {
 	nr := &netlink.Route{}
 	if r.dst != "default" {
 		_, n, err := net.ParseCIDR(r.dst)
@@ -47,7 +47,7 @@ func (r route) netlink(hd *netlink.Handle, ns string) (*netlink.Route, error) {
 		}
 	}
 	if r.dev != "" {
-		l, err := linkByName(hd, ns, r.dev)
+		l, err := linkByName(h, hd, ns, r.dev)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +75,7 @@ func RouteAdd(h *host.Host, ns, dst, via, dev string) op.Op {
 		Cmd:  In(ns, "ip route add "+r.words()),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				nr, err := r.netlink(hd, ns)
+				nr, err := r.netlink(h, hd, ns)
 				if err != nil {
 					return err
 				}
@@ -100,7 +100,7 @@ func RouteReplace(h *host.Host, ns, dst, via, dev string) op.Op {
 		Cmd:  In(ns, "ip route replace "+r.words()),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				nr, err := r.netlink(hd, ns)
+				nr, err := r.netlink(h, hd, ns)
 				if err != nil {
 					return err
 				}
@@ -122,7 +122,7 @@ func RouteDel(h *host.Host, ns, dst, via, dev string) op.Op {
 		Cmd:  In(ns, "ip route del "+r.words()),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				nr, err := r.netlink(hd, ns)
+				nr, err := r.netlink(h, hd, ns)
 				if err != nil {
 					return err
 				}
