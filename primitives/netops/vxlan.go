@@ -33,7 +33,7 @@ func VxlanAdd(h *host.Host, ns, name string, vni int, dev string) op.Op {
 		Cmd:  In(ns, fmt.Sprintf("ip link add %s type vxlan id %d dstport %d dev %s proxy nolearning", op.Quote(name), vni, VXLANPort, op.Quote(dev))),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				parent, err := linkByName(hd, ns, dev)
+				parent, err := linkByName(h, hd, ns, dev)
 				if err != nil {
 					return err
 				}
@@ -56,8 +56,8 @@ func VxlanAdd(h *host.Host, ns, name string, vni int, dev string) op.Op {
 
 // fdb is a forwarding entry of a VXLAN device: frames for mac go in UDP
 // to dst.
-func fdb(hd *netlink.Handle, ns, dev, mac, dst string) (*netlink.Neigh, error) {
-	l, err := linkByName(hd, ns, dev)
+func fdb(h *host.Host, hd *netlink.Handle, ns, dev, mac, dst string) (*netlink.Neigh, error) {
+	l, err := linkByName(h, hd, ns, dev)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func FdbAppend(h *host.Host, ns, mac, dev, dst string) op.Op {
 		Cmd:  In(ns, fmt.Sprintf("bridge fdb append %s dev %s dst %s", mac, op.Quote(dev), dst)),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				n, err := fdb(hd, ns, dev, mac, dst)
+				n, err := fdb(h, hd, ns, dev, mac, dst)
 				if err != nil {
 					return err
 				}
@@ -104,7 +104,7 @@ func FdbDel(h *host.Host, ns, mac, dev, dst string) op.Op {
 		Cmd:  In(ns, fmt.Sprintf("bridge fdb del %s dev %s dst %s", mac, op.Quote(dev), dst)),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				n, err := fdb(hd, ns, dev, mac, dst)
+				n, err := fdb(h, hd, ns, dev, mac, dst)
 				if err != nil {
 					return err
 				}
@@ -126,7 +126,7 @@ func NeighAdd(h *host.Host, ns, addr, mac, dev string) op.Op {
 		Cmd:  In(ns, fmt.Sprintf("ip neigh add %s lladdr %s dev %s nud permanent", addr, mac, op.Quote(dev))),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				n, err := neigh(hd, ns, addr, mac, dev)
+				n, err := neigh(h, hd, ns, addr, mac, dev)
 				if err != nil {
 					return err
 				}
@@ -147,7 +147,7 @@ func NeighDel(h *host.Host, ns, addr, dev string) op.Op {
 		Cmd:  In(ns, fmt.Sprintf("ip neigh del %s dev %s", addr, op.Quote(dev))),
 		Do: func(io.Writer) error {
 			return withHandle(h, ns, func(hd *netlink.Handle) error {
-				n, err := neigh(hd, ns, addr, "", dev)
+				n, err := neigh(h, hd, ns, addr, "", dev)
 				if err != nil {
 					return err
 				}
@@ -160,8 +160,8 @@ func NeighDel(h *host.Host, ns, addr, dev string) op.Op {
 	}
 }
 
-func neigh(hd *netlink.Handle, ns, addr, mac, dev string) (*netlink.Neigh, error) {
-	l, err := linkByName(hd, ns, dev)
+func neigh(h *host.Host, hd *netlink.Handle, ns, addr, mac, dev string) (*netlink.Neigh, error) {
+	l, err := linkByName(h, hd, ns, dev)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ type FdbEntry struct{ MAC, Dst string }
 func Fdb(h *host.Host, ns, dev string) ([]FdbEntry, error) {
 	var out []FdbEntry
 	err := withHandle(h, ns, func(hd *netlink.Handle) error {
-		l, err := linkByName(hd, ns, dev)
+		l, err := linkByName(h, hd, ns, dev)
 		if err != nil {
 			return err
 		}
