@@ -27,21 +27,29 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-// twoHosts is elk91 and elk92 with a daemon each on one store.
-func twoHosts(t *testing.T, s store.Store) (*Daemon, *Daemon, *syncBuf) {
+// elks is a world of elk91 and elk92, removed when the test ends.
+func elks(t testing.TB) *simhost.World {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: simulated hosts")
 	}
-	w, err := simhost.Create("netd-test", fmt.Sprintf("%s-%d", t.Name(), os.Getpid()),
+	w, err := simhost.Create("netd-test", fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), os.Getpid()),
 		simhost.Topology{Hosts: []simhost.HostSpec{{Name: "elk91", Addr: "10.0.0.91"}, {Name: "elk92", Addr: "10.0.0.92"}}, NoInternet: true}, simhost.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { w.Destroy() })
+	return w
+}
+
+// twoHosts is elk91 and elk92 with a daemon each on one store.
+func twoHosts(t *testing.T, s store.Store) (*Daemon, *Daemon, *syncBuf) {
+	t.Helper()
+	w := elks(t)
 	log := &syncBuf{}
 	d1 := &Daemon{Store: s, Host: w.Host("elk91"), Advertise: "10.0.0.91", Parent: "eth0", Log: log}
 	d2 := &Daemon{Store: s, Host: w.Host("elk92"), Advertise: "10.0.0.92", Parent: "eth0", Log: log}
-	t.Cleanup(func() { d1.Close(); d2.Close(); w.Destroy() })
+	t.Cleanup(func() { d1.Close(); d2.Close() })
 	return d1, d2, log
 }
 
@@ -123,3 +131,5 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		t.Errorf("c3 did not get the released 172.30.0.2: %v", addrs)
 	}
 }
+
+var netopsPing = netops.Ping
