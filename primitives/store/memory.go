@@ -114,5 +114,7 @@ func (m *Memory) Watch(ctx context.Context, prefix string, index uint64) ([]KV, 
 	}
 }
 
-func (m *Memory) Spell(verb, key, value string) string { return fmt.Sprintf("(memory) %s %s %s", verb, key, value) }
-func (m *Memory) Addr() string                         { return "memory://" }
+func (m *Memory) Spell(verb, key, value string) string {
+	return fmt.Sprintf("(memory) %s %s %s", verb, key, value)
+}
+func (m *Memory) Addr() string { return "memory://" }
