@@ -19,7 +19,15 @@ func Main(m *testing.M) {
 		panic(err)
 	}
 	os.Setenv("LAB_STATE_DIR", dir)
+	// A simulated host has a /tmp of its own, so what a test makes with
+	// t.TempDir for a host to run or read must be elsewhere on the disk.
+	tmp, err := os.MkdirTemp("/var/tmp", "lab-test-tmp-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("TMPDIR", tmp)
 	code := m.Run()
 	os.RemoveAll(dir)
+	os.RemoveAll(tmp)
 	os.Exit(code)
 }
