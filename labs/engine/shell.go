@@ -8,12 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/containers-underneath/lab/primitives/host"
+	"github.com/containers-underneath/lab/primitives/netstate"
 	"github.com/containers-underneath/lab/primitives/nsx"
 	"github.com/containers-underneath/lab/primitives/simhost"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // ShellID names the world a student works in by hand; it is kept until
@@ -112,7 +112,7 @@ func Exec(h *host.Host, argv, env []string, stdin io.Reader, stdout, stderr io.W
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(unix.WaitStatus); ok && ws.Signaled() {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			return 128 + int(ws.Signal()), nil
 		}
 		return ee.ExitCode(), nil
@@ -217,33 +217,8 @@ func MachineEnv(l *Lesson) *Env {
 	env.OnMachine = true
 	m := host.Machine()
 	env.hosts[l.Main] = m
-	env.MainAddr = primaryAddr()
+	env.MainAddr = netstate.PrimaryAddr(m)
 	return env
-}
-
-// primaryAddr is the machine's own address: the first global IPv4 address
-// on the device of its default route (eth0 on a VM, whatever its name).
-func primaryAddr() string {
-	routes, err := netlink.RouteList(nil, unix.AF_INET)
-	if err != nil {
-		return ""
-	}
-	for _, r := range routes {
-		if r.Dst != nil && r.Dst.String() != "0.0.0.0/0" {
-			continue
-		}
-		l, err := netlink.LinkByIndex(r.LinkIndex)
-		if err != nil {
-			continue
-		}
-		addrs, _ := netlink.AddrList(l, unix.AF_INET)
-		for _, a := range addrs {
-			if a.Scope == unix.RT_SCOPE_UNIVERSE {
-				return a.IP.String()
-			}
-		}
-	}
-	return ""
 }
 
 // CheckShell grades the shell world's host (the main one if hostName is "").

@@ -104,20 +104,11 @@ func InterruptAtEveryStep(t *testing.T, l *engine.Lesson, killStep int) {
 	}
 }
 
-// LabOnPath puts a `lab` that is this test binary first on PATH, for
-// scripts that reach another host with `lab LESSON shell --host`: the test
-// binary runs the lab's commands (Main dispatches to the CLI).
+// LabOnPath puts the built lab (Binary) first on PATH, for scripts that
+// reach another host with `lab LESSON shell --host` or run `lab tool`.
 func LabOnPath(t *testing.T) {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.Symlink(exe, filepath.Join(dir, "lab")); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	t.Setenv("PATH", filepath.Dir(Binary(t))+":"+os.Getenv("PATH"))
 }
 
 // Must runs a command with bash on host h, as typed in its shell, and

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containers-underneath/lab/labs/cli"
 	"github.com/containers-underneath/lab/labs/engine"
 	"github.com/containers-underneath/lab/primitives/reexec"
 	"github.com/containers-underneath/lab/primitives/simhost"
@@ -30,14 +29,7 @@ func updating() bool {
 // binary do their job, and the tests get a state directory and a working
 // directory on a real disk of their own (never a student's /run/lab or
 // /var/lib/lab).
-//
-// A test binary run as `lab` (through LabOnPath) is the lab's command
-// line, so scripts can call `lab LESSON shell --host` and `lab tool`.
 func Main(m *testing.M) {
-	if filepath.Base(os.Args[0]) == "lab" {
-		reexec.Init()
-		cli.Main(os.Args)
-	}
 	reexec.Init()
 	if flag.Lookup("update") == nil {
 		flag.Bool("update", false, "rewrite the lesson's transcript from a fresh run")

@@ -388,3 +388,31 @@ func ShowLinksOfKind(h *host.Host, ns, kind string) op.Op {
 		return nil
 	}}
 }
+
+// PrimaryAddr is a host's own address: the first global IPv4 address on
+// the device of its default route (eth0 on a VM, whatever its name); ""
+// if it has none.
+func PrimaryAddr(h *host.Host) string {
+	st, err := Read(h, "")
+	if err != nil {
+		return ""
+	}
+	for _, r := range st.Routes {
+		if !strings.HasPrefix(r, "default ") {
+			continue
+		}
+		_, dev, ok := strings.Cut(r, " dev ")
+		if !ok {
+			continue
+		}
+		dev, _, _ = strings.Cut(dev, " ")
+		if l := st.Link(dev); l != nil {
+			for _, a := range l.Addrs {
+				if ip, _, err := net.ParseCIDR(a); err == nil && ip.IsGlobalUnicast() {
+					return ip.String()
+				}
+			}
+		}
+	}
+	return ""
+}
