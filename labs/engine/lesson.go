@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/containers-underneath/lab/primitives/host"
@@ -179,6 +180,16 @@ type Verdict struct {
 	Found string // what was there instead, when not OK
 	Hint  string // the command that fixes it, when not OK
 	Skip  string // why the item does not apply here (it counts as passed)
+}
+
+// Fix is a miss whose hint is the commands of the ops that fix it, joined
+// by &&: a hint never restates a command beside the op that does it.
+func Fix(found string, ops ...op.Op) Verdict {
+	cmds := make([]string, len(ops))
+	for i, o := range ops {
+		cmds[i] = o.Cmd
+	}
+	return Verdict{Found: found, Hint: strings.Join(cmds, " && ")}
 }
 
 // Pass and Miss build verdicts.

@@ -129,10 +129,10 @@ func addrItem(p *engine.Probe) engine.Verdict {
 			return engine.Pass()
 		case strings.HasPrefix(a, me+"/"):
 			return engine.Miss(fmt.Sprintf("%s has %s: the subnet is 172.29.0.0/16, so the prefix is /16", l.Name, a),
-				"ip netns exec c1 ip addr del %s dev %s && %s", a, l.Name, in(netops.AddrAdd(p.Host, Ctr, want, l.Name)))
+				"%s && %s", in(netops.AddrDel(p.Host, Ctr, a, l.Name)), in(netops.AddrAdd(p.Host, Ctr, want, l.Name)))
 		case strings.HasPrefix(a, them+"/"):
 			return engine.Miss(fmt.Sprintf("%s has %s, c1's address on %s: two containers on one LAN would answer ARP for it", l.Name, a, other(p.Name())),
-				"ip netns exec c1 ip addr del %s dev %s && %s", a, l.Name, in(netops.AddrAdd(p.Host, Ctr, want, l.Name)))
+				"%s && %s", in(netops.AddrDel(p.Host, Ctr, a, l.Name)), in(netops.AddrAdd(p.Host, Ctr, want, l.Name)))
 		}
 	}
 	found := "no address"

@@ -125,11 +125,11 @@ func teardown(env *engine.Env) engine.Step {
 		{ID: "gone", Text: "linux_yuan, ns1, ns2 and veth100 are gone from docker01", Eval: func(p *engine.Probe) engine.Verdict {
 			for _, n := range []string{NS, NS1, NS2} {
 				if p.HasNetns(n) {
-					return engine.Miss(n+" still exists", "ip netns del %s", n)
+					return engine.Fix(n+" still exists", netops.NetnsDel(p.Host, n))
 				}
 			}
 			if st := p.NS(""); st != nil && st.Link(HostEnd) != nil {
-				return engine.Miss("veth100 still exists", "ip link del %s", HostEnd)
+				return engine.Fix("veth100 still exists", netops.LinkDel(p.Host, "", HostEnd))
 			}
 			return engine.Pass()
 		}},
@@ -146,7 +146,7 @@ func items(env *engine.Env) []engine.Item {
 			if p.HasNetns(ns) {
 				return engine.Pass()
 			}
-			return engine.Miss("no /var/run/netns/"+ns, "ip netns add %s", ns)
+			return engine.Fix("no /var/run/netns/"+ns, netops.NetnsAdd(p.Host, ns))
 		}}
 	}
 	its := []engine.Item{
@@ -154,10 +154,10 @@ func items(env *engine.Env) []engine.Item {
 		{ID: "lo", Text: "lo is up in linux_yuan", Eval: func(p *engine.Probe) engine.Verdict {
 			st := p.NS(NS)
 			if st == nil {
-				return engine.Miss("linux_yuan does not exist", "ip netns add %s", NS)
+				return engine.Fix("linux_yuan does not exist", netops.NetnsAdd(p.Host, NS))
 			}
 			if l := st.Link("lo"); l == nil || l.State != "UP" {
-				return engine.Miss("lo is DOWN, so 127.0.0.1 does not answer", "ip netns exec %s ip link set lo up", NS)
+				return engine.Fix("lo is DOWN, so 127.0.0.1 does not answer", netops.LinkUp(p.Host, NS, "lo"))
 			}
 			return engine.Pass()
 		}},
@@ -169,18 +169,18 @@ func items(env *engine.Env) []engine.Item {
 				// Not "ip link set veth100 netns 1": on a simulated host PID 1
 				// is the machine's init, so that would move the link out of
 				// the lesson altogether. Deleting one end deletes the pair.
-				return engine.Miss("veth100 was moved into linux_yuan; the other end belongs there",
-					"ip netns exec %s ip link del %s && ip link add %s type veth peer name %s && ip link set %s netns %s", NS, HostEnd, HostEnd, NSEnd, NSEnd, NS)
+				return engine.Fix("veth100 was moved into linux_yuan; the other end belongs there",
+					netops.LinkDel(p.Host, NS, HostEnd), netops.VethAdd(p.Host, "", HostEnd, NSEnd), netops.LinkSetNetns(p.Host, "", NSEnd, NS))
 			}
-			return engine.Miss("no veth100", "ip link add %s type veth peer name %s", HostEnd, NSEnd)
+			return engine.Fix("no veth100", netops.VethAdd(p.Host, "", HostEnd, NSEnd))
 		}},
 		{ID: "veth200", Text: "veth200 is in linux_yuan, not on " + host, Eval: func(p *engine.Probe) engine.Verdict {
 			if p.NS("").Link(NSEnd) != nil {
-				return engine.Miss("veth200 is still on "+host, "ip link set %s netns %s", NSEnd, NS)
+				return engine.Fix("veth200 is still on "+host, netops.LinkSetNetns(p.Host, "", NSEnd, NS))
 			}
 			st := p.NS(NS)
 			if st == nil || st.Link(NSEnd) == nil {
-				return engine.Miss("no veth200 in linux_yuan", "ip link add %s type veth peer name %s && ip link set %s netns %s", HostEnd, NSEnd, NSEnd, NS)
+				return engine.Fix("no veth200 in linux_yuan", netops.VethAdd(p.Host, "", HostEnd, NSEnd), netops.LinkSetNetns(p.Host, "", NSEnd, NS))
 			}
 			return engine.Pass()
 		}},
@@ -201,7 +201,7 @@ func items(env *engine.Env) []engine.Item {
 					}
 				}
 			}
-			return engine.Miss(found, "ip netns exec %s ip route add default via %s", NS, HostAddr)
+			return engine.Fix(found, netops.RouteAddDefault(p.Host, NS, HostAddr))
 		}},
 		engine.PingItem("ping100", NS, HostAddr, "linux_yuan reaches 172.31.100.100 (veth100)"),
 		engine.PingItem("ping200", "", NSAddr, host+" reaches 172.31.100.200 (veth200)"),
@@ -220,7 +220,7 @@ func items(env *engine.Env) []engine.Item {
 			}
 			r, err := p.Ping(NS, simhost.InternetAddr)
 			if err != nil {
-				return engine.Miss(err.Error(), "ip netns add %s", NS)
+				return engine.Fix(err.Error(), netops.NetnsAdd(p.Host, NS))
 			}
 			if r.Reply {
 				return engine.Miss("it answers: something forwards and translates for linux_yuan",
@@ -231,7 +231,7 @@ func items(env *engine.Env) []engine.Item {
 		engine.Item{ID: "ns12", Text: "namespaces ns1 and ns2 exist on " + host, Eval: func(p *engine.Probe) engine.Verdict {
 			for _, n := range []string{NS1, NS2} {
 				if !p.HasNetns(n) {
-					return engine.Miss("no /var/run/netns/"+n, "ip netns add %s", n)
+					return engine.Fix("no /var/run/netns/"+n, netops.NetnsAdd(p.Host, n))
 				}
 			}
 			return engine.Pass()
@@ -253,7 +253,7 @@ func items(env *engine.Env) []engine.Item {
 			case msg == "":
 				return eval(p)
 			case first:
-				return engine.Miss(msg, "ip netns add %s", NS)
+				return engine.Fix(msg, netops.NetnsAdd(p.Host, NS))
 			}
 			return engine.Miss("", "")
 		}
@@ -293,13 +293,6 @@ func cleanedUp(p *engine.Probe) string {
 		cmd, p.Env.Lesson.Name)
 }
 
-func where(ns string) string {
-	if ns == "" {
-		return ""
-	}
-	return "ip netns exec " + ns + " "
-}
-
 func nsName(ns string) string {
 	if ns == "" {
 		return "the host"
@@ -314,7 +307,7 @@ func addrItem(id, ns, dev, addr string) engine.Item {
 	return engine.Item{ID: id, Text: fmt.Sprintf("%s has %s", dev, want), Eval: func(p *engine.Probe) engine.Verdict {
 		st := p.NS(ns)
 		if st == nil {
-			return engine.Miss(ns+" does not exist", "ip netns add %s", ns)
+			return engine.Fix(ns+" does not exist", netops.NetnsAdd(p.Host, ns))
 		}
 		l := st.Link(dev)
 		if l == nil {
@@ -325,15 +318,15 @@ func addrItem(id, ns, dev, addr string) engine.Item {
 		}
 		for _, a := range l.Addrs {
 			if len(a) > len(addr) && a[:len(addr)+1] == addr+"/" {
-				return engine.Miss(fmt.Sprintf("%s has %s: the prefix is wrong, so the kernel's idea of what is on-link is too", dev, a),
-					"%sip addr del %s dev %s && %sip addr add %s dev %s", where(ns), a, dev, where(ns), want, dev)
+				return engine.Fix(fmt.Sprintf("%s has %s: the prefix is wrong, so the kernel's idea of what is on-link is too", dev, a),
+					netops.AddrDel(p.Host, ns, a, dev), netops.AddrAdd(p.Host, ns, want, dev))
 			}
 		}
 		found := "no address"
 		if len(l.Addrs) > 0 {
 			found = fmt.Sprint(l.Addrs)
 		}
-		return engine.Miss(fmt.Sprintf("%s has %s", dev, found), "%sip addr add %s dev %s", where(ns), want, dev)
+		return engine.Fix(fmt.Sprintf("%s has %s", dev, found), netops.AddrAdd(p.Host, ns, want, dev))
 	}}
 }
 
@@ -346,7 +339,7 @@ func upItem(id, ns, dev string) engine.Item {
 		// Admin state only: NO-CARRIER means this end is up and the other
 		// one is not, which the other end's own item reports.
 		if st.Link(dev).State == "DOWN" {
-			return engine.Miss(dev+" is DOWN", "%sip link set %s up", where(ns), dev)
+			return engine.Fix(dev+" is DOWN", netops.LinkUp(p.Host, ns, dev))
 		}
 		return engine.Pass()
 	}}
@@ -358,8 +351,8 @@ func inNSItem(id, dev, ns, peer string) engine.Item {
 			return engine.Pass()
 		}
 		if p.NS("").Link(dev) != nil {
-			return engine.Miss(dev+" is still on the host", "ip link set %s netns %s", dev, ns)
+			return engine.Fix(dev+" is still on the host", netops.LinkSetNetns(p.Host, "", dev, ns))
 		}
-		return engine.Miss("no "+dev, "ip link add %s type veth peer name %s", Veth1, Veth2)
+		return engine.Fix("no "+dev, netops.VethAdd(p.Host, "", Veth1, Veth2))
 	}}
 }

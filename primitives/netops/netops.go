@@ -328,6 +328,32 @@ func AddrAdd(h *host.Host, ns, cidr, dev string) op.Op {
 	}
 }
 
+// AddrDel is `ip addr del CIDR dev DEV`, the prefix included: the kernel
+// matches the address and its prefix length. An address that is not there
+// is success.
+func AddrDel(h *host.Host, ns, cidr, dev string) op.Op {
+	return op.Op{
+		Host: h.Name,
+		Cmd:  In(ns, fmt.Sprintf("ip addr del %s dev %s", cidr, op.Quote(dev))),
+		Do: func(io.Writer) error {
+			addr, err := netlink.ParseAddr(cidr)
+			if err != nil {
+				return fmt.Errorf("invalid address %q: %w", cidr, err)
+			}
+			return withHandle(h, ns, func(hd *netlink.Handle) error {
+				l, err := linkByName(h, hd, ns, dev)
+				if err != nil {
+					return err
+				}
+				if err := hd.AddrDel(l, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+					return fmt.Errorf("failed to delete %s from %q: %w", cidr, dev, err)
+				}
+				return nil
+			})
+		},
+	}
+}
+
 // RouteAddDefault is `ip route add default via GW`. The gateway must be
 // on-link (inside a connected subnet), or the kernel answers "Nexthop has
 // invalid gateway".
