@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -165,13 +166,16 @@ func TestRootMemHog(t *testing.T) {
 			t.Errorf("OOM-killed but %v", big)
 		}
 	case big.Reached == 100: // held at the limit: the rest went to swap
-		if big.Peak > limit {
+		if big.Peak > limit+uint64(64*os.Getpagesize()*runtime.NumCPU()) {
 			t.Errorf("held, but peak %d over the limit", big.Peak)
 		}
 	default:
 		t.Errorf("neither held nor OOM-killed: %v", big)
 	}
-	if big.Peak > 0 && (big.Peak > limit || big.Peak < limit*8/10) {
+	// The kernel charges memory in per-CPU batches (64 pages), so the
+	// recorded peak may pass the limit by a batch; not by more.
+	slack := uint64(64 * os.Getpagesize() * runtime.NumCPU())
+	if big.Peak > 0 && (big.Peak > limit+slack || big.Peak < limit*8/10) {
 		t.Errorf("peak %s, want near %s", FormatBytes(big.Peak), FormatBytes(limit))
 	}
 }
