@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/coreos/go-iptables v0.8.0
 	github.com/fatih/color v1.19.0
+	github.com/google/gopacket v1.1.19
 	github.com/hashicorp/consul/api v1.25.1
 	github.com/mattn/go-isatty v0.0.20
 	github.com/moby/sys/mountinfo v0.7.3
@@ -30,5 +31,6 @@ require (
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
 	golang.org/x/exp v0.0.0-20230321023759-10a507213a29 // indirect
+	golang.org/x/net v0.13.0 // indirect
 	golang.org/x/term v0.32.0 // indirect
 )

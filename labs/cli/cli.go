@@ -330,6 +330,7 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 				},
 			},
 			logsCommand(l),
+			captureCommand(l),
 			{
 				Name:         "clean",
 				Usage:        "remove everything the lesson or its shell made",
