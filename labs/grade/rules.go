@@ -402,7 +402,7 @@ func ruleRmdir(c *Call) (*Act, error) {
 			continue
 		}
 		s, err := c.p.lesson(c.Dir, a)
-		if err != nil || s == c.p.work {
+		if err != nil || s == c.p.work || slices.Contains(c.p.dirs, strings.TrimSuffix(s, "/")) {
 			return nil, refuse("rmdir %s: neither in the lesson's directory nor a cgroup this replay made", a)
 		}
 		lesson = append(lesson, s)
@@ -432,7 +432,7 @@ func ruleRm(c *Call) (*Act, error) {
 		if err != nil {
 			return nil, err
 		}
-		if f == c.p.work {
+		if f == c.p.work || slices.Contains(c.p.dirs, strings.TrimSuffix(f, "/")) {
 			return nil, refuse("rm of the lesson's directory itself")
 		}
 		argv = append(argv, f)
@@ -551,7 +551,7 @@ func ruleRead(c *Call) (*Act, error) {
 		}
 		s := c.p.abs(c.Dir, a)
 		switch {
-		case c.p.inWork(s):
+		case c.p.inLesson(s):
 			f, err := c.p.lesson(c.Dir, a)
 			if err != nil {
 				return nil, err
@@ -601,7 +601,7 @@ func ruleLdd(c *Call) (*Act, error) {
 			return nil, refuse("ldd %s is not on the replay allowlist", a)
 		}
 		s := c.p.abs(c.Dir, a)
-		if !c.p.inWork(s) {
+		if !c.p.inLesson(s) {
 			f, err := c.p.machineFile(c.Dir, a)
 			if err != nil {
 				return nil, err
