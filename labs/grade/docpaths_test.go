@@ -137,8 +137,10 @@ func TestReplayDocumentsDirsOnAHost(t *testing.T) {
 		}
 	}
 	// The sandbox alone, its writable directories the host's root and
-	// /root/yuanxiaojiang: /usr and /etc stay read-only.
-	sb := &Sandbox{Host: h, Work: p.work, Own: func() []string { return []string{"/", "/root/yuanxiaojiang"} }, Limit: 5 * time.Second, Env: replayEnv}
+	// /root/yuanxiaojiang: /usr and /etc stay read-only, even when named
+	// writable (they are mounts bound from the machine, not the host's
+	// root mount).
+	sb := &Sandbox{Host: h, Work: p.work, Own: func() []string { return []string{"/", "/root/yuanxiaojiang", "/etc", "/usr"} }, Limit: 5 * time.Second, Env: replayEnv}
 	var out bytes.Buffer
 	code, err := sb.Run(context.Background(), []string{"sh", "-c", "mkdir /lab-top && touch /root/yuanxiaojiang/t && ! touch /usr/lab-doc && ! touch /etc/lab-doc && ! mkdir /var/lab-doc"}, Stdio{Out: &out, Err: &out})
 	if err != nil || code != 0 {

@@ -203,6 +203,11 @@ func enterSandbox(dirs []string, group string) error {
 	// The writable directories, shallowest first; one inside another is
 	// writable with it. "/" (a host's root on the world's disk) is its own
 	// mount already, and only that mount stays writable.
+	work := dirs[0]
+	rootMnt, err := mountID(unix.AT_FDCWD, "/")
+	if err != nil {
+		return err
+	}
 	dirs = slices.Clone(dirs)
 	slices.SortFunc(dirs, func(a, b string) int { return len(a) - len(b) })
 	var keep []string
@@ -214,6 +219,15 @@ func enterSandbox(dirs []string, group string) error {
 		fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			continue // the lesson keeps no files there
+		}
+		// A document's directory must be on the host's root mount (its
+		// own files on the world's disk), never in a mount bound from the
+		// machine (/etc, /usr, /var): the caller checked; so does this.
+		if d != work {
+			if id, err := mountID(fd, ""); err != nil || id != rootMnt {
+				unix.Close(fd)
+				continue
+			}
 		}
 		keep = append(keep, d)
 		keepFd[d] = fd
@@ -290,6 +304,22 @@ func enterSandbox(dirs []string, group string) error {
 		return err
 	}
 	return boundCaps()
+}
+
+// mountID is the ID of the mount a path (or an fd, for "") is on.
+func mountID(dirfd int, path string) (uint64, error) {
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if path == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	var st unix.Statx_t
+	if err := unix.Statx(dirfd, path, flags, unix.STATX_MNT_ID, &st); err != nil {
+		return 0, fmt.Errorf("failed to find the mount of %q: %w", path, err)
+	}
+	if st.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, fmt.Errorf("the kernel gives no mount ID for %q", path)
+	}
+	return st.Mnt_id, nil
 }
 
 // readOnly remounts every mount read-only (each bind remount changes that
