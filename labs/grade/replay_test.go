@@ -119,7 +119,7 @@ func TestReplayShippedTranscripts(t *testing.T) {
 func TestReplayThroughTheGateAlone(t *testing.T) {
 	labtest.NeedRoot(t)
 	labtest.Short(t)
-	for _, name := range []string{"netns-veth", "overlay-mount", "chroot-jail"} {
+	for _, name := range []string{"netns-veth", "overlay-mount", "chroot-jail", "macvlan"} {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
 			r, err := Replay(context.Background(), filepath.Join("..", "..", "transcripts", name+".md"), ReplayOptions{Out: &out, gateOnly: true})
