@@ -113,6 +113,10 @@ func escapes(mark string, long int) []string {
 		"curl -K /etc/shadow http://10.0.0.1/",
 		"curl http://example.com/",
 		"cat <(touch " + m("24") + ")",
+		"modprobe -C /etc/shadow macvlan",
+		"modprobe --force macvlan",
+		"modprobe ../../x",
+		"lsmod /etc/shadow",
 	}
 }
 
@@ -158,6 +162,8 @@ func TestGateAllows(t *testing.T) {
 		"sysctl -w net.ipv4.ip_forward=1":        "do:sysctl",
 		"echo 1 > /proc/sys/net/ipv4/ip_forward": "",
 		"curl -sS -m 1 http://10.0.0.81:8000/":   "curl -q -sS -m 1 http://10.0.0.81:8000/",
+		"modprobe macvlan":                       "modprobe macvlan",
+		"lsmod | grep -c macvlan":                "grep -c macvlan,lsmod",
 	} {
 		*acts = nil
 		var out bytes.Buffer

@@ -425,8 +425,11 @@ func (g *Gate) open(ctx context.Context, path string, flag int, perm os.FileMode
 // readDir serves globs: only inside the lesson's directory.
 func (g *Gate) readDir(ctx context.Context, path string) ([]os.DirEntry, error) {
 	d := g.p.abs(interp.HandlerCtx(ctx).Dir, path)
-	if !g.p.inWork(d) {
+	if !g.p.inLesson(d) {
 		return nil, refuse("a glob outside the lesson's directory")
+	}
+	if _, err := g.p.lesson("/", d); err != nil {
+		return nil, err
 	}
 	return os.ReadDir(g.p.host(d))
 }

@@ -90,7 +90,7 @@ func TestMissingReadingIsMalformed(t *testing.T) {
 		return strings.Replace(s, "{\"key\":\"has-netns ns1\",\"json\":false}\n", "", 1)
 	})
 	row := File(p, nil)
-	if !strings.Contains(row.Err, `malformed record: no reading "has-netns ns1"`) || row.Max != 0 {
+	if !strings.Contains(row.Err, `malformed record: no reading "docker01: has-netns ns1"`) || row.Max != 0 {
 		t.Errorf("%+v", row)
 	}
 }

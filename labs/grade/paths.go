@@ -1,10 +1,12 @@
 package grade
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -21,6 +23,12 @@ type paths struct {
 	workRe *regexp.Regexp
 	cwd    string // where each line starts
 	root   string // the host's "/" as the lab sees it (/proc/PID/root)
+	// The document's own directories (Lesson.Dirs: /root/yuanxiaojiang),
+	// in the host's view, writable as the lesson's directory is, but only
+	// where the host's files are its own: own is the host's root on the
+	// world's disk as the lab sees it ("" for the machine: never).
+	dirs []string
+	own  string
 
 	mu      sync.Mutex
 	cgroups map[string]bool // groups this replay made
@@ -52,15 +60,43 @@ func (p *paths) abs(cwd, s string) string {
 
 func (p *paths) inWork(s string) bool { return s == p.work || strings.HasPrefix(s, p.work+"/") }
 
-// lesson resolves a path that must be in the lesson's directory, with no
-// symbolic link on the way down from it (a link could lead a write out).
+// docDir is the document's directory s is in, if any.
+func (p *paths) docDir(s string) (string, bool) {
+	for _, d := range p.dirs {
+		if s == d || strings.HasPrefix(s, d+"/") {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+// inLesson: s is in the lesson's directory or one of the document's.
+func (p *paths) inLesson(s string) bool {
+	_, ok := p.docDir(s)
+	return p.inWork(s) || ok
+}
+
+// lesson resolves a path that must be in the lesson's directory (or a
+// document's directory on a host's own files), with no symbolic link on
+// the way down (a link could lead a write out).
 func (p *paths) lesson(cwd, word string) (string, error) {
 	s := p.abs(cwd, word)
+	base := p.work
 	if !p.inWork(s) {
-		return "", refuse("%s is outside the lesson's directory", word)
+		d, ok := p.docDir(s)
+		if !ok {
+			return "", refuse("%s is outside the lesson's directory", word)
+		}
+		if err := p.hostsOwn(d); err != nil {
+			return "", refuse("%s: %v", word, err)
+		}
+		base = "/"
 	}
-	cur := p.work
-	for _, part := range append([]string{""}, strings.Split(strings.TrimPrefix(s[len(p.work):], "/"), "/")...) {
+	cur := base
+	for _, part := range append([]string{""}, strings.Split(strings.TrimPrefix(s[len(base):], "/"), "/")...) {
+		if part == "" && cur == "/" {
+			continue // the host's root itself (/proc/PID/root is a link to it)
+		}
 		if part != "" {
 			cur = filepath.Join(cur, part)
 		}
@@ -78,6 +114,66 @@ func (p *paths) lesson(cwd, word string) (string, error) {
 	return s, nil
 }
 
+// hostsOwn checks that the document's directory d is on the host's own
+// files: the host's root is its directory on the world's disk, and d's
+// top-level directory, when it exists, is that disk's and not a mount of
+// the machine's (/etc, /usr, /var are the machine's, bound). A host's
+// /root is its own; the machine's /root never is.
+func (p *paths) hostsOwn(d string) error {
+	if p.own == "" || p.root == "/" || p.root == "" {
+		return fmt.Errorf("%s is the machine's, not a simulated host's own", d)
+	}
+	same := func(a, b string) bool {
+		var x, y unix.Stat_t
+		return unix.Lstat(a, &x) == nil && unix.Lstat(b, &y) == nil && x.Dev == y.Dev && x.Ino == y.Ino
+	}
+	var r unix.Stat_t
+	var o unix.Stat_t
+	if unix.Stat(p.root, &r) != nil || unix.Lstat(p.own, &o) != nil || r.Dev != o.Dev || r.Ino != o.Ino {
+		return fmt.Errorf("the host's root is not its own directory on the world's disk")
+	}
+	top, _, _ := strings.Cut(strings.TrimPrefix(d, "/"), "/")
+	if top == "" {
+		return fmt.Errorf("the host's root itself is not a document's directory")
+	}
+	if _, err := os.Lstat(p.host("/" + top)); err != nil {
+		return nil // made later, in the host's own root
+	}
+	if !same(p.host("/"+top), filepath.Join(p.own, top)) {
+		return fmt.Errorf("/%s on this host is not the host's own", top)
+	}
+	return nil
+}
+
+// writable lists what a sandbox on the host keeps writable, in the host's
+// view: the lesson's directory and, for each document's directory, the
+// deepest part of it that exists (the host's /root before mkdir -p
+// /root/yuanxiaojiang, or its root before mkdir -p /yuanxiaojiang), once
+// checked to be the host's own. ("/" keeps only the root's own mount
+// writable: what is bound in it, /usr or /etc, stays read-only.)
+func (p *paths) writable() []string {
+	w := []string{p.work}
+	for _, d := range p.dirs {
+		if p.hostsOwn(d) != nil {
+			continue
+		}
+		if _, err := p.lesson("/", d); err != nil {
+			continue // a link on the way
+		}
+		a := d
+		for a != "/" {
+			if st, err := os.Lstat(p.host(a)); err == nil && st.IsDir() {
+				break
+			}
+			a = filepath.Dir(a)
+		}
+		if !slices.Contains(w, a) {
+			w = append(w, a)
+		}
+	}
+	return w
+}
+
 func (p *paths) host(s string) string { return filepath.Join(p.root, s) }
 
 // machineFile resolves a file outside the lesson's directory that a
@@ -87,7 +183,7 @@ func (p *paths) host(s string) string { return filepath.Join(p.root, s) }
 // and /proc/1/environ (0400, /proc) all fail; the sandbox masks them too.
 func (p *paths) machineFile(cwd, word string) (string, error) {
 	s := p.abs(cwd, word)
-	if p.inWork(s) {
+	if p.inLesson(s) {
 		return p.lesson(cwd, word)
 	}
 	for _, d := range []string{"/proc", "/sys", "/dev", "/run", "/root", "/home", "/tmp", "/var/lib/lab"} {

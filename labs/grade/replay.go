@@ -185,6 +185,7 @@ func Replay(ctx context.Context, path string, o ReplayOptions) (res *ReplayResul
 		from:    []string{s.WorkDir},
 		workRe:  regexp.MustCompile(`^` + regexp.QuoteMeta(filepath.Join(engine.WorkRoot(), l.Name)) + `/[^/]+`),
 		cwd:     "/root",
+		dirs:    l.Dirs,
 		cgroups: map[string]bool{},
 	}
 	defer func() {
@@ -295,7 +296,7 @@ func lessonOps(l *engine.Lesson, env *engine.Env, shellWork string) map[string]e
 func (rp *replayer) gate(h *host.Host) *Gate {
 	g, ok := rp.gates[h.Name]
 	if !ok {
-		sb := &Sandbox{Host: h, Work: rp.p.work, Limit: rp.o.CommandTimeout, Env: replayEnv}
+		sb := &Sandbox{Host: h, Work: rp.p.work, Own: rp.p.writable, Limit: rp.o.CommandTimeout, Env: replayEnv}
 		g = &Gate{p: rp.p, h: h, act: func(ctx context.Context, a *Act, sio Stdio) (int, error) {
 			if a.Do != nil {
 				return 0, a.Do(sio.Out)
@@ -328,7 +329,13 @@ func (rp *replayer) runOne(ctx context.Context, c ScriptCmd, workDir string, r *
 	lw := &limitWriter{w: &buf, n: 64 << 10}
 	code := 0
 	var err error
+	// Paths resolve in this host's view; its own files are on the world's
+	// disk.
 	rp.p.root = h.Root()
+	rp.p.own = filepath.Join(rp.w.HostDir(h.Name), "fs")
+	if h.IsMachine() {
+		rp.p.own = ""
+	}
 	partial := false
 	if a, ok := rp.ops[c.Host+"\x00"+strings.ReplaceAll(c.Cmd, workDir, engine.Bind(rp.env.Lesson, nil).WorkDir())]; ok {
 		err = runOp(cctx, a, lw)

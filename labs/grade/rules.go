@@ -33,6 +33,7 @@ import (
 //	chroot DIR PROG ARGS                                   (see jail.go)
 //	ldd FILE                                               (the machine's programs, or copies)
 //	curl [-sS] [-m S] http://IPv4[:PORT]/PATH              (no names, no files)
+//	modprobe [-q|-v] MODULE   lsmod                        (never loads: see ruleModprobe)
 func init() {
 	RegisterRule("ip", ruleIP)
 	RegisterRule("bridge", ruleBridge)
@@ -53,6 +54,43 @@ func init() {
 	RegisterRule("chroot", ruleChroot)
 	RegisterRule("ldd", ruleLdd)
 	RegisterRule("curl", ruleCurl)
+	RegisterRule("modprobe", ruleModprobe)
+	RegisterRule("lsmod", ruleLsmod)
+}
+
+var moduleName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+
+// ruleModprobe: modules are the machine's kernel's. modprobe runs in the
+// sandbox, which has no CAP_SYS_MODULE: it succeeds for a module already
+// loaded or built in, and fails rather than load one.
+func ruleModprobe(c *Call) (*Act, error) {
+	argv := []string{"modprobe"}
+	name := ""
+	for _, a := range c.Argv[1:] {
+		switch {
+		case a == "-q" || a == "-v":
+			argv = append(argv, a)
+		case strings.HasPrefix(a, "-"):
+			return nil, refuse("modprobe %s is not on the replay allowlist", a)
+		case name != "" || !moduleName.MatchString(a):
+			return nil, refuse("modprobe takes one module name")
+		default:
+			name = a
+			argv = append(argv, a)
+		}
+	}
+	if name == "" {
+		return nil, refuse("modprobe without a module")
+	}
+	return sandboxed(argv...), nil
+}
+
+// ruleLsmod: the kernel's module list (/proc/modules).
+func ruleLsmod(c *Call) (*Act, error) {
+	if len(c.Argv) > 1 {
+		return nil, refuse("lsmod takes nothing more")
+	}
+	return sandboxed("lsmod"), nil
 }
 
 func sandboxed(argv ...string) *Act { return &Act{Argv: argv} }
@@ -402,7 +440,7 @@ func ruleRmdir(c *Call) (*Act, error) {
 			continue
 		}
 		s, err := c.p.lesson(c.Dir, a)
-		if err != nil || s == c.p.work {
+		if err != nil || s == c.p.work || slices.Contains(c.p.dirs, strings.TrimSuffix(s, "/")) {
 			return nil, refuse("rmdir %s: neither in the lesson's directory nor a cgroup this replay made", a)
 		}
 		lesson = append(lesson, s)
@@ -432,7 +470,7 @@ func ruleRm(c *Call) (*Act, error) {
 		if err != nil {
 			return nil, err
 		}
-		if f == c.p.work {
+		if f == c.p.work || slices.Contains(c.p.dirs, strings.TrimSuffix(f, "/")) {
 			return nil, refuse("rm of the lesson's directory itself")
 		}
 		argv = append(argv, f)
@@ -551,7 +589,7 @@ func ruleRead(c *Call) (*Act, error) {
 		}
 		s := c.p.abs(c.Dir, a)
 		switch {
-		case c.p.inWork(s):
+		case c.p.inLesson(s):
 			f, err := c.p.lesson(c.Dir, a)
 			if err != nil {
 				return nil, err
@@ -601,7 +639,7 @@ func ruleLdd(c *Call) (*Act, error) {
 			return nil, refuse("ldd %s is not on the replay allowlist", a)
 		}
 		s := c.p.abs(c.Dir, a)
-		if !c.p.inWork(s) {
+		if !c.p.inLesson(s) {
 			f, err := c.p.machineFile(c.Dir, a)
 			if err != nil {
 				return nil, err

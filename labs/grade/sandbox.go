@@ -26,7 +26,8 @@ import (
 // command the gate wrongly allowed cannot reach the machine:
 //
 //	lab ── nsx.InPlace(host) ── lab-replay-sandbox (pid 1 of a new pidns, a new mount ns)
-//	         cgroup pids.max     / slave, read-only; writable: the lesson's directory, a fresh /run, /tmp, /dev
+//	         cgroup pids.max     / slave, read-only; writable: the lesson's directory, the
+//	                             documents' directories on the host's own files, a fresh /run, /tmp, /dev
 //	                             fresh /proc (only the sandbox's processes: no /proc/1/environ of the machine)
 //	                             masked: /etc/shadow, /root, /home, /proc/kcore ... (runc's maskedPaths)
 //	                             capabilities bounded to what ip, iptables and cp need; no_new_privs;
@@ -59,8 +60,13 @@ var (
 
 // Sandbox runs programs on one host of a replay.
 type Sandbox struct {
-	Host    *host.Host
-	Work    string        // writable: the world's lesson directory, in the host's view
+	Host *host.Host
+	Work string // writable: the world's lesson directory, in the host's view
+	// Own, when set, lists at each command further directories to keep
+	// writable, in the host's view: the documents' directories (or the
+	// deepest part of each that exists), which the caller checked are the
+	// host's own files on the world's disk (paths.writable).
+	Own     func() []string
 	Limit   time.Duration // wall clock per command
 	Env     []string
 	pidsDir string // a pids cgroup directory under which each command gets a group
@@ -86,7 +92,17 @@ func (s *Sandbox) Run(ctx context.Context, argv []string, sio Stdio) (int, error
 			return 0, fmt.Errorf("failed to limit the sandbox's processes: %w", err)
 		}
 	}
-	cmd := reexec.Command(sandboxHelper, append([]string{s.Work, group, path}, argv...)...)
+	dirs := []string{s.Work}
+	if s.Own != nil {
+		for _, d := range s.Own() {
+			if d != "" && !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	args := append([]string{strconv.Itoa(len(dirs))}, dirs...)
+	args = append(args, group, path)
+	cmd := reexec.Command(sandboxHelper, append(args, argv...)...)
 	cmd.Env = s.Env
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sio.In, sio.Out, sio.Err
@@ -143,23 +159,29 @@ func removeGroup(dir string) {
 	}
 }
 
-// sandboxMain: argv is WORK GROUP PATH ARGV0 ARGS...
+// sandboxMain: argv is N DIR1..DIRN GROUP PATH ARGV0 ARGS... (DIR1 the
+// lesson's directory, the others the documents').
 func sandboxMain() {
-	if len(os.Args) < 5 {
-		fmt.Fprintln(os.Stderr, "usage: lab-replay-sandbox WORK GROUP PATH ARGV...")
+	n := -1
+	if len(os.Args) > 1 {
+		n, _ = strconv.Atoi(os.Args[1])
+	}
+	if n < 1 || len(os.Args) < n+5 {
+		fmt.Fprintln(os.Stderr, "usage: lab-replay-sandbox N WORK DIR... GROUP PATH ARGV...")
 		os.Exit(2)
 	}
-	work, group, path := os.Args[1], os.Args[2], os.Args[3]
-	if err := enterSandbox(work, group); err != nil {
+	dirs, rest := os.Args[2:2+n], os.Args[2+n:]
+	group, path := rest[0], rest[1]
+	if err := enterSandbox(dirs, group); err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
 		os.Exit(125)
 	}
-	err := unix.Exec(path, os.Args[4:], os.Environ())
+	err := unix.Exec(path, rest[2:], os.Environ())
 	fmt.Fprintf(os.Stderr, "sandbox: failed to run %s: %v\n", path, err)
 	os.Exit(127)
 }
 
-func enterSandbox(work, group string) error {
+func enterSandbox(dirs []string, group string) error {
 	if group != "" {
 		// "0" is the writer itself, whatever its pid is seen as.
 		if err := os.WriteFile(filepath.Join(group, "cgroup.procs"), []byte("0"), 0); err != nil {
@@ -178,14 +200,37 @@ func enterSandbox(work, group string) error {
 			devs[d] = fd
 		}
 	}
-	workFd := -1
-	if work != "" {
-		fd, err := unix.Open(work, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			work = "" // the lesson keeps no files
-		} else {
-			workFd = fd
+	// The writable directories, shallowest first; one inside another is
+	// writable with it. "/" (a host's root on the world's disk) is its own
+	// mount already, and only that mount stays writable.
+	work := dirs[0]
+	rootMnt, err := mountID(unix.AT_FDCWD, "/")
+	if err != nil {
+		return err
+	}
+	dirs = slices.Clone(dirs)
+	slices.SortFunc(dirs, func(a, b string) int { return len(a) - len(b) })
+	var keep []string
+	keepFd := map[string]int{}
+	for _, d := range dirs {
+		if d == "" || !filepath.IsAbs(d) || slices.ContainsFunc(keep, func(k string) bool { return k != "/" && strings.HasPrefix(d, k+"/") }) {
+			continue
 		}
+		fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // the lesson keeps no files there
+		}
+		// A document's directory must be on the host's root mount (its
+		// own files on the world's disk), never in a mount bound from the
+		// machine (/etc, /usr, /var): the caller checked; so does this.
+		if d != work {
+			if id, err := mountID(fd, ""); err != nil || id != rootMnt {
+				unix.Close(fd)
+				continue
+			}
+		}
+		keep = append(keep, d)
+		keepFd[d] = fd
 	}
 	// A /proc of the new PID namespace: only the sandbox's processes.
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
@@ -217,20 +262,24 @@ func enterSandbox(work, group string) error {
 		}
 		unix.Close(fd)
 	}
-	// The lesson's directory stays writable: its own bind mount, which the
-	// read-only pass below skips (made last, so no tmpfs above covers it).
-	if workFd >= 0 {
-		if err := os.MkdirAll(work, 0o755); err != nil {
-			return err
+	// The lesson's directory and the documents' stay writable: each its
+	// own bind mount, which the read-only pass below skips (made last, so
+	// no tmpfs above covers it).
+	for _, d := range keep {
+		fd := keepFd[d]
+		if d != "/" {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", fd), d, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+				return fmt.Errorf("failed to bind %q: %w", d, err)
+			}
 		}
-		if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", workFd), work, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("failed to bind %q: %w", work, err)
-		}
+		unix.Close(fd)
 		// A setuid file copied there with cp -p stays without its power.
-		if err := unix.Mount("", work, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-			return fmt.Errorf("failed to make %q nosuid: %w", work, err)
+		if err := unix.Mount("", d, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+			return fmt.Errorf("failed to make %q nosuid: %w", d, err)
 		}
-		unix.Close(workFd)
 	}
 	for _, f := range maskedFiles {
 		if _, err := os.Lstat(f); err != nil {
@@ -241,14 +290,14 @@ func enterSandbox(work, group string) error {
 		}
 	}
 	for _, d := range maskedDirs {
-		if st, err := os.Lstat(d); err != nil || !st.IsDir() || work != "" && (work == d || strings.HasPrefix(work, d+"/")) {
+		if st, err := os.Lstat(d); err != nil || !st.IsDir() || slices.ContainsFunc(keep, func(k string) bool { return k == d || strings.HasPrefix(k, d+"/") }) {
 			continue
 		}
 		if err := unix.Mount("tmpfs", d, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0"); err != nil {
 			return fmt.Errorf("failed to mask %s: %w", d, err)
 		}
 	}
-	if err := readOnly(work); err != nil {
+	if err := readOnly(keep); err != nil {
 		return err
 	}
 	if err := unix.Chdir("/"); err != nil {
@@ -257,10 +306,27 @@ func enterSandbox(work, group string) error {
 	return boundCaps()
 }
 
+// mountID is the ID of the mount a path (or an fd, for "") is on.
+func mountID(dirfd int, path string) (uint64, error) {
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if path == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	var st unix.Statx_t
+	if err := unix.Statx(dirfd, path, flags, unix.STATX_MNT_ID, &st); err != nil {
+		return 0, fmt.Errorf("failed to find the mount of %q: %w", path, err)
+	}
+	if st.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, fmt.Errorf("the kernel gives no mount ID for %q", path)
+	}
+	return st.Mnt_id, nil
+}
+
 // readOnly remounts every mount read-only (each bind remount changes that
-// mount only, never its filesystem) except the lesson's directory and the
-// sandbox's own /run, /tmp and /dev.
-func readOnly(work string) error {
+// mount only, never its filesystem) except the writable directories (and
+// what is mounted in them) and the sandbox's own /run, /tmp and /dev; a
+// writable "/" is the root mount alone, never what is bound in it.
+func readOnly(keep []string) error {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return err
@@ -279,11 +345,16 @@ func readOnly(work string) error {
 		return err
 	}
 	writable := []string{"/run", "/tmp", "/dev"}
-	if work != "" {
-		writable = append(writable, work)
+	for _, k := range keep {
+		if k != "/" {
+			writable = append(writable, k)
+		}
 	}
 	for _, mp := range mps {
 		if slices.ContainsFunc(writable, func(w string) bool { return mp == w || strings.HasPrefix(mp, w+"/") }) && mp != "/run/netns" && !strings.HasPrefix(mp, "/run/netns/") {
+			continue
+		}
+		if mp == "/" && slices.Contains(keep, "/") {
 			continue
 		}
 		var st unix.Statfs_t
