@@ -95,9 +95,15 @@ func machineState(t *testing.T) string {
 		}
 		b.Write(out)
 	}
-	for _, f := range []string{"/proc/self/mountinfo", "/proc/self/net/tcp"} {
-		x, _ := os.ReadFile(f)
-		b.Write(x)
+	x, _ := os.ReadFile("/proc/self/mountinfo")
+	b.Write(x)
+	// The machine's listening sockets: other connections come and go with
+	// whatever else runs on the machine.
+	tcp, _ := os.ReadFile("/proc/self/net/tcp")
+	for _, l := range strings.Split(string(tcp), "\n") {
+		if f := strings.Fields(l); len(f) > 3 && f[3] == "0A" {
+			fmt.Fprintln(&b, "listen", f[1])
+		}
 	}
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
