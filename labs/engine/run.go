@@ -324,35 +324,6 @@ func NextSteps(l *Lesson) string {
 	return fmt.Sprintf("Next: type it yourself in 'sudo lab %[1]s shell' (the commands above, or the document's), then 'sudo lab %[1]s check' grades it; 'sudo lab %[1]s --step' runs the lesson again, pausing before each step.", l.Name)
 }
 
-// wrap folds text at width, each line indented.
-func wrap(text, indent string, width int) string {
-	var out []string
-	for _, para := range strings.Split(text, "\n") {
-		if strings.TrimSpace(para) == "" {
-			out = append(out, "")
-			continue
-		}
-		// Lines that start with spaces are pre-formatted (drawings, tables).
-		if strings.HasPrefix(para, " ") {
-			out = append(out, indent+para)
-			continue
-		}
-		line := indent
-		for _, word := range strings.Fields(para) {
-			if len(line)+len(word)+1 > width && strings.TrimSpace(line) != "" {
-				out = append(out, line)
-				line = indent
-			}
-			if strings.TrimSpace(line) != "" {
-				line += " "
-			}
-			line += word
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "\n")
-}
-
 func (l *Lesson) normalize(s string) string {
 	s = Normalize(s)
 	if l.Normalize != nil {
