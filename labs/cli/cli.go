@@ -314,8 +314,15 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 					if c.IsSet("student") && !c.IsSet("record") {
 						return engine.Usagef("--student names the student in a record: add --record FILE")
 					}
+					lang, err := language(c, l)
+					if err != nil {
+						return err
+					}
+					st, err := style(c).In(lang)
+					if err != nil {
+						return engine.Usagef("%v", err)
+					}
 					var r *engine.Report
-					var err error
 					if file := c.String("record"); file != "" {
 						var rec *engine.Record
 						if c.Bool("host-ns") {
@@ -345,7 +352,7 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 							return err
 						}
 					} else {
-						r.Print(c.App.Writer, style(c))
+						r.Print(c.App.Writer, st)
 					}
 					if !r.Passed() {
 						return cli.Exit("", exitFail)

@@ -102,3 +102,28 @@ func TestLangChineseRun(t *testing.T) {
 	}
 	nothingLeft(t)
 }
+
+// check speaks the chosen language too (read-only: --host-ns grades this
+// machine's own namespaces and changes nothing).
+func TestLangCheck(t *testing.T) {
+	labtest.NeedRoot(t)
+	for _, c := range []struct {
+		env  []string
+		args []string
+	}{
+		{[]string{"LAB_LANG=zh"}, []string{"netns-veth", "check", "--host-ns"}},
+		{nil, []string{"netns-veth", "--lang", "zh", "check", "--host-ns"}},
+	} {
+		r := labEnv(t, c.env, c.args...)
+		if r.code != 0 && r.code != 1 {
+			t.Fatalf("%v lab %q: exit %d: %s", c.env, c.args, r.code, r.err)
+		}
+		if !strings.Contains(r.out, "自检：netns-veth") || !strings.Contains(r.out, "得分：") || strings.Contains(r.out, "Score") {
+			t.Errorf("%v lab %q: not Chinese:\n%s", c.env, c.args, r.out)
+		}
+	}
+	r := labEnv(t, []string{"LAB_LANG=zh"}, "chroot-jail", "check", "--host-ns")
+	if r.code != 2 || !strings.Contains(r.err, `no "zh" narration for chroot-jail`) {
+		t.Errorf("chroot-jail check with LAB_LANG=zh: exit %d, stderr %q", r.code, r.err)
+	}
+}
