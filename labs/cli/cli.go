@@ -156,13 +156,33 @@ func style(c *cli.Context) *engine.Style {
 	return engine.NewStyle(os.Stdout, c.Bool("no-color"))
 }
 
+// langs are the languages of a lesson's narration, English first.
 func langs(l *engine.Lesson) []string {
 	var out []string
 	for k := range l.Translations {
 		out = append(out, k)
 	}
 	sort.Strings(out)
-	return out
+	return append([]string{"en"}, out...)
+}
+
+// language is the lesson's language: --lang, else LAB_LANG, else LANG.
+// Asked for by name (--lang, LAB_LANG), one the lesson has no narration in
+// is bad input; from the machine's locale (LANG) the lesson runs in
+// English, saying so on stderr.
+func language(c *cli.Context, l *engine.Lesson) (string, error) {
+	lang, from := engine.LangFrom(c.String("lang"))
+	if _, ok := l.Translations[lang]; ok || lang == "en" {
+		return lang, nil
+	}
+	if from == "LANG" {
+		fmt.Fprintf(os.Stderr, "lab %s: no %q narration yet (LANG=%s); running in English\n", l.Name, lang, os.Getenv("LANG"))
+		return "en", nil
+	}
+	if from != "--lang" {
+		return "", engine.Usagef("no %q narration for %s (%s=%s): it has %s; choose one with --lang", lang, l.Name, from, os.Getenv(from), strings.Join(langs(l), ", "))
+	}
+	return "", engine.Usagef("no %q narration for %s: it has %s; choose one with --lang", lang, l.Name, strings.Join(langs(l), ", "))
 }
 
 // signalContext ends on Ctrl-C, SIGTERM, SIGHUP or SIGPIPE, so a lesson
@@ -207,16 +227,20 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "step", Usage: "pause before each step (Enter goes on, q quits)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the lesson as a bash script; touch nothing"},
-			&cli.StringFlag{Name: "lang", Usage: "narration language: en, " + strings.Join(langs(l), ", ") + " (default from LAB_LANG or LANG)"},
+			&cli.StringFlag{Name: "lang", Usage: "narration language: " + strings.Join(langs(l), ", ") + " (default from LAB_LANG or LANG)"},
 			noColorFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
 				return engine.Usagef("%s has no subcommand %q: use shell, check, logs or clean (see 'lab %s --help')", l.Name, c.Args().First(), l.Name)
 			}
-			lang := engine.Lang(c.String("lang"))
-			if _, ok := l.Translations[lang]; !ok && lang != "en" && c.IsSet("lang") {
-				return engine.Usagef("no %q narration for %s: use one of en, %s", lang, l.Name, strings.Join(langs(l), ", "))
+			lang, err := language(c, l)
+			if err != nil {
+				return err
+			}
+			st, err := style(c).In(lang)
+			if err != nil {
+				return engine.Usagef("%v", err)
 			}
 			l := l.Localized(lang)
 			if c.Bool("dry-run") {
@@ -225,15 +249,15 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 			ctx, cancel := signalContext()
 			defer cancel()
 			out := &closedPipeIsCtrlC{w: os.Stdout}
-			o := engine.Options{Out: out, Style: style(c)}
+			o := engine.Options{Out: out, Style: st}
 			if c.Bool("step") {
 				if isatty.IsTerminal(os.Stdin.Fd()) {
-					o.Pause = engine.EnterPause(os.Stdin, out)
+					o.Pause = engine.EnterPauseIn(lang, os.Stdin, out)
 				} else {
 					fmt.Fprintf(os.Stderr, "lab %s: --step pauses only with a terminal on stdin; running every step without pausing\n", l.Name)
 				}
 			}
-			err := engine.Run(ctx, l, o)
+			err = engine.Run(ctx, l, o)
 			if err != nil && ctx.Err() != nil && !errors.Is(err, engine.Interrupted) {
 				// A check cut short by Ctrl-C fails; the run was interrupted.
 				return engine.Interrupted
@@ -290,8 +314,15 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 					if c.IsSet("student") && !c.IsSet("record") {
 						return engine.Usagef("--student names the student in a record: add --record FILE")
 					}
+					lang, err := language(c, l)
+					if err != nil {
+						return err
+					}
+					st, err := style(c).In(lang)
+					if err != nil {
+						return engine.Usagef("%v", err)
+					}
 					var r *engine.Report
-					var err error
 					if file := c.String("record"); file != "" {
 						var rec *engine.Record
 						if c.Bool("host-ns") {
@@ -321,7 +352,7 @@ func lessonCommand(l *engine.Lesson) *cli.Command {
 							return err
 						}
 					} else {
-						r.Print(c.App.Writer, style(c))
+						r.Print(c.App.Writer, st)
 					}
 					if !r.Passed() {
 						return cli.Exit("", exitFail)

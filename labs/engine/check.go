@@ -78,28 +78,28 @@ func Grade(s *Script, p *Probe) *Report {
 // Print writes the report for a person: one line per item, a hint under
 // each failure.
 func (r *Report) Print(w io.Writer, st *Style) {
-	fmt.Fprintf(w, "%s on %s\n", st.Bold("Self-check: "+r.Lesson), r.Host)
+	fmt.Fprintf(w, "%s %s\n", st.Bold(st.T("self-check", r.Lesson)), st.T("on-host", r.Host))
 	for _, it := range r.Items {
 		switch {
 		case it.Skip != "":
-			fmt.Fprintf(w, "  %s %s (skipped: %s)\n", st.Dim("-"), it.Text, it.Skip)
+			fmt.Fprintf(w, "  %s %s %s\n", st.Dim("-"), it.Text, st.T("skipped", it.Skip))
 		case it.OK:
 			fmt.Fprintf(w, "  %s %s\n", st.Good("✔"), it.Text)
 		default:
 			fmt.Fprintf(w, "  %s %s\n", st.Bad("✘"), it.Text)
 			if it.Found != "" {
-				fmt.Fprintf(w, "      found: %s\n", it.Found)
+				fmt.Fprintf(w, "      %s\n", st.T("found", it.Found))
 			}
 			if it.Hint != "" {
-				fmt.Fprintf(w, "      hint:  %s\n", st.Cmd(it.Hint))
+				fmt.Fprintf(w, "      %s\n", st.T("hint", st.Cmd(it.Hint)))
 			}
 		}
 	}
-	verdict := st.Good("all pass")
+	verdict := st.Good(st.T("all-pass"))
 	if !r.Passed() {
-		verdict = st.Bad(fmt.Sprintf("%d to fix", countFailed(r)))
+		verdict = st.Bad(st.T("to-fix", countFailed(r)))
 	}
-	fmt.Fprintf(w, "Score: %d/%d, %s\n", r.Score, r.Max, verdict)
+	fmt.Fprintln(w, st.T("score", r.Score, r.Max, verdict))
 }
 
 func countFailed(r *Report) int {

@@ -63,8 +63,8 @@ func Run(ctx context.Context, l *Lesson, o Options) (err error) {
 		if derr := teardown(l, w); derr != nil && err == nil {
 			err = fmt.Errorf("failed to remove the simulated hosts: %w", derr)
 		}
-		fmt.Fprintf(o.Out, "\n%s\n", o.Style.Dim("Removed the simulated hosts ("+hostNames(w)+") and everything in them."))
-		fmt.Fprintln(o.Out, NextSteps(l))
+		fmt.Fprintf(o.Out, "\n%s\n", o.Style.Dim(o.Style.T("removed", hostNames(w))))
+		fmt.Fprintln(o.Out, o.Style.T("next", l.Name))
 	}()
 	env := l.bind(w)
 	s := l.Build(env)
@@ -97,7 +97,7 @@ func printHeader(out io.Writer, st *Style, l *Lesson, w *simhost.World) {
 	if b := l.Text.Body("title"); b != "" {
 		fmt.Fprintln(out, wrap(b, "", 78))
 	}
-	fmt.Fprintf(out, "Source documents: %s\n", l.Sources)
+	fmt.Fprintln(out, st.T("sources", l.Sources))
 	var hs []string
 	for _, h := range l.Topology.Hosts {
 		if h.Addr != "" {
@@ -106,9 +106,9 @@ func printHeader(out io.Writer, st *Style, l *Lesson, w *simhost.World) {
 			hs = append(hs, h.Name)
 		}
 	}
-	line := "Simulated hosts: " + strings.Join(hs, ", ")
+	line := st.T("hosts", strings.Join(hs, ", "))
 	if l.Topology.Internet() {
-		line += fmt.Sprintf("; LAN gateway %s; the internet stands at %s (for www.baidu.com)", l.Topology.FirstLAN().Gateway, simhost.InternetAddr)
+		line += st.T("internet", l.Topology.FirstLAN().Gateway, simhost.InternetAddr)
 	}
 	fmt.Fprintln(out, st.Dim(line))
 }
@@ -133,7 +133,7 @@ func runStep(ctx context.Context, env *Env, s *Script, n, total int, st Step, o 
 	l := env.Lesson
 	title := l.Text.Title(st.ID)
 	if o.Pause != nil {
-		if err := o.Pause(ctx, fmt.Sprintf("step %d/%d: %s", n, total, title)); err != nil {
+		if err := o.Pause(ctx, o.Style.T("pause-next", n, total, title)); err != nil {
 			return err
 		}
 	}
@@ -141,7 +141,7 @@ func runStep(ctx context.Context, env *Env, s *Script, n, total int, st Step, o 
 		return Interrupted
 	}
 	out, sty := o.Out, o.Style
-	fmt.Fprintf(out, "\n%s %s\n", sty.Bold(fmt.Sprintf("Step %d/%d", n, total)), sty.Bold(title))
+	fmt.Fprintf(out, "\n%s %s\n", sty.Bold(sty.T("step", n, total)), sty.Bold(title))
 	if body := l.Text.Body(st.ID); body != "" {
 		fmt.Fprintln(out, wrap(body, "  ", 78))
 	}
@@ -169,13 +169,13 @@ func runStep(ctx context.Context, env *Env, s *Script, n, total int, st Step, o 
 			fmt.Fprintf(out, "  %s %s\n", sty.Bad("✘"), err)
 			return &StepError{Step: n, Title: title, Expected: "`" + a.Op.Cmd + "` to succeed", Found: err.Error()}
 		case a.Expect == Fails && err == nil:
-			fmt.Fprintf(out, "  %s this should have failed (%s), but it worked\n", sty.Bad("✘"), a.Why)
+			fmt.Fprintf(out, "  %s %s\n", sty.Bad("✘"), sty.T("should-fail", a.Why))
 			return &StepError{Step: n, Title: title, Expected: "`" + a.Op.Cmd + "` to fail: " + a.Why, Found: "it succeeded"}
 		case a.Expect == MayFail && err != nil:
 			fmt.Fprintf(out, "  %s %s\n", sty.Dim("-"), a.Why)
 			outcome = "may fail: " + a.Why
 		case a.Expect == Fails:
-			fmt.Fprintf(out, "  %s fails, as expected: %s\n", sty.Good("✔"), a.Why)
+			fmt.Fprintf(out, "  %s %s\n", sty.Good("✔"), sty.T("fails-expected", a.Why))
 			outcome = "fails, as expected: " + a.Why
 		}
 		if rec != nil {
@@ -293,9 +293,14 @@ var Quit = fmt.Errorf("quit at the --step pause: %w", Interrupted)
 
 // EnterPause is the --step pause: Enter goes on, q (then Enter) quits.
 func EnterPause(in io.Reader, out io.Writer) func(ctx context.Context, next string) error {
+	return EnterPauseIn("en", in, out)
+}
+
+// EnterPauseIn is EnterPause prompting in lang.
+func EnterPauseIn(lang string, in io.Reader, out io.Writer) func(ctx context.Context, next string) error {
 	r := bufio.NewReader(in)
 	return func(ctx context.Context, next string) error {
-		fmt.Fprintf(out, "\n-- Enter: %s · q quits · Ctrl-C ends and cleans up --", next)
+		fmt.Fprint(out, msg(lang, "pause", next))
 		done := make(chan error, 1)
 		go func() {
 			line, err := r.ReadString('\n')
@@ -320,38 +325,7 @@ func EnterPause(in io.Reader, out io.Writer) func(ctx context.Context, next stri
 }
 
 // NextSteps says what to do after a run: the same by hand, graded.
-func NextSteps(l *Lesson) string {
-	return fmt.Sprintf("Next: type it yourself in 'sudo lab %[1]s shell' (the commands above, or the document's), then 'sudo lab %[1]s check' grades it; 'sudo lab %[1]s --step' runs the lesson again, pausing before each step.", l.Name)
-}
-
-// wrap folds text at width, each line indented.
-func wrap(text, indent string, width int) string {
-	var out []string
-	for _, para := range strings.Split(text, "\n") {
-		if strings.TrimSpace(para) == "" {
-			out = append(out, "")
-			continue
-		}
-		// Lines that start with spaces are pre-formatted (drawings, tables).
-		if strings.HasPrefix(para, " ") {
-			out = append(out, indent+para)
-			continue
-		}
-		line := indent
-		for _, word := range strings.Fields(para) {
-			if len(line)+len(word)+1 > width && strings.TrimSpace(line) != "" {
-				out = append(out, line)
-				line = indent
-			}
-			if strings.TrimSpace(line) != "" {
-				line += " "
-			}
-			line += word
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "\n")
-}
+func NextSteps(l *Lesson) string { return msg("en", "next", l.Name) }
 
 func (l *Lesson) normalize(s string) string {
 	s = Normalize(s)

@@ -8,8 +8,11 @@ import (
 )
 
 // Style colours output only for a terminal, never with NO_COLOR or
-// --no-color.
-type Style struct{ on bool }
+// --no-color. It also carries the language of the engine's own words (In).
+type Style struct {
+	on   bool
+	lang string
+}
 
 // NewStyle decides once whether f gets colour.
 func NewStyle(f *os.File, noColor bool) *Style {

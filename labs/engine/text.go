@@ -94,13 +94,24 @@ func (l *Lesson) Localized(lang string) *Lesson {
 // Lang picks the narration language: the flag, else LAB_LANG, else the
 // language of LANG (zh_CN.UTF-8 gives zh).
 func Lang(flag string) string {
-	for _, v := range []string{flag, os.Getenv("LAB_LANG"), os.Getenv("LANG")} {
-		if v == "" || v == "C" || v == "POSIX" {
+	lang, _ := LangFrom(flag)
+	return lang
+}
+
+// LangFrom is Lang and where the language came from: "--lang", "LAB_LANG",
+// "LANG", or "" (none said; English). The C locale (C, C.UTF-8, POSIX)
+// names no language.
+func LangFrom(flag string) (lang, from string) {
+	for _, s := range []struct{ v, from string }{
+		{flag, "--lang"}, {os.Getenv("LAB_LANG"), "LAB_LANG"}, {os.Getenv("LANG"), "LANG"},
+	} {
+		code, _, _ := strings.Cut(s.v, "_")
+		code, _, _ = strings.Cut(code, ".")
+		code = strings.ToLower(code)
+		if code == "" || code == "c" || code == "posix" {
 			continue
 		}
-		code, _, _ := strings.Cut(v, "_")
-		code, _, _ = strings.Cut(code, ".")
-		return strings.ToLower(code)
+		return code, s.from
 	}
-	return "en"
+	return "en", ""
 }
