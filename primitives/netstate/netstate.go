@@ -227,10 +227,7 @@ func Snapshot(h *host.Host) (string, error) {
 
 // ShowAddr is `ip -br address` (in ns), printed from netlink.
 func ShowAddr(h *host.Host, ns string) op.Op {
-	cmd := "ip -br address"
-	if ns != "" {
-		cmd = "ip netns exec " + op.Quote(ns) + " " + cmd
-	}
+	cmd := in(ns, "ip -br address")
 	return op.Op{Host: h.Name, Cmd: cmd, Do: func(out io.Writer) error {
 		st, err := Read(h, ns)
 		if err != nil {
@@ -246,10 +243,7 @@ func ShowAddr(h *host.Host, ns string) op.Op {
 
 // ShowRoute is `ip route` (in ns), printed from netlink.
 func ShowRoute(h *host.Host, ns string) op.Op {
-	cmd := "ip route"
-	if ns != "" {
-		cmd = "ip netns exec " + op.Quote(ns) + " " + cmd
-	}
+	cmd := in(ns, "ip route")
 	return op.Op{Host: h.Name, Cmd: cmd, Do: func(out io.Writer) error {
 		st, err := Read(h, ns)
 		if err != nil {
@@ -288,10 +282,7 @@ func macvlanMode(m netlink.MacvlanMode) string {
 // where a destination the kernel asked for and never heard from stays
 // INCOMPLETE, then FAILED.
 func ShowNeigh(h *host.Host, ns, dst string) op.Op {
-	cmd := strings.TrimSpace("ip neigh show " + dst)
-	if ns != "" {
-		cmd = "ip netns exec " + op.Quote(ns) + " " + cmd
-	}
+	cmd := in(ns, strings.TrimSpace("ip neigh show "+dst))
 	return op.Op{Host: h.Name, Cmd: cmd, Do: func(out io.Writer) error {
 		lines, err := Neigh(h, ns)
 		if err != nil {
@@ -415,4 +406,13 @@ func PrimaryAddr(h *host.Host) string {
 		}
 	}
 	return ""
+}
+
+// in is cmd as typed for namespace ns: `ip netns exec NS CMD` ("" the
+// host's own).
+func in(ns, cmd string) string {
+	if ns == "" {
+		return cmd
+	}
+	return "ip netns exec " + op.Quote(ns) + " " + cmd
 }

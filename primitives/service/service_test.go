@@ -77,41 +77,6 @@ func init() {
 
 var topo = simhost.Topology{Hosts: []simhost.HostSpec{{Name: "elk91", Addr: "10.0.0.91"}}, NoInternet: true}
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: simulated hosts are namespaces")
-	}
-}
-
-// machineState is what a world and its services must never change.
-func machineState(t *testing.T) string {
-	t.Helper()
-	var b strings.Builder
-	for _, args := range [][]string{{"-d", "link"}, {"addr"}, {"route", "show", "table", "all"}, {"rule"}} {
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ip %v: %v", args, err)
-		}
-		b.Write(out)
-	}
-	x, _ := os.ReadFile("/proc/self/mountinfo")
-	b.Write(x)
-	// The machine's listening sockets: other connections come and go with
-	// whatever else runs on the machine.
-	tcp, _ := os.ReadFile("/proc/self/net/tcp")
-	for _, l := range strings.Split(string(tcp), "\n") {
-		if f := strings.Fields(l); len(f) > 3 && f[3] == "0A" {
-			fmt.Fprintln(&b, "listen", f[1])
-		}
-	}
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		fmt.Fprintln(&b, "netns", e.Name())
-	}
-	return b.String()
-}
-
 func newWorld(t *testing.T, opt simhost.Options) *simhost.World {
 	t.Helper()
 	w, err := simhost.Create("service-test", fmt.Sprintf("%s-%d", t.Name(), os.Getpid()), topo, opt)
@@ -179,12 +144,12 @@ func TestCmd(t *testing.T) {
 // socket is there and not on the machine, its output is in the log, its
 // cwd is its data directory, ps shows its own name, and Stop ends it.
 func TestServiceInHost(t *testing.T) {
-	needRoot(t)
+	simtest.NeedRoot(t)
 	py, err := exec.LookPath("/usr/bin/python3")
 	if err != nil {
 		t.Skip("needs /usr/bin/python3")
 	}
-	before := machineState(t)
+	before := simtest.RootState(t)
 	w := newWorld(t, simhost.Options{})
 	h := w.Host("elk91")
 	s := Spec{Name: "web", Path: py, Args: []string{"-m", "http.server", "--bind", "10.0.0.91", "8000"}, World: w.Dir(),
@@ -256,13 +221,13 @@ func TestServiceInHost(t *testing.T) {
 	if err := w.Destroy(); err != nil {
 		t.Fatal(err)
 	}
-	if after := machineState(t); after != before {
+	if after := simtest.RootState(t); after != before {
 		t.Errorf("the machine changed:\n%s\n---\n%s", before, after)
 	}
 }
 
 func TestReadiness(t *testing.T) {
-	needRoot(t)
+	simtest.NeedRoot(t)
 	w := newWorld(t, simhost.Options{})
 	h := w.Host("elk91")
 
@@ -317,7 +282,7 @@ func TestReadiness(t *testing.T) {
 // StopAll stops the last started first; a service that ignores SIGTERM is
 // killed when the timeout passes.
 func TestOrderedStop(t *testing.T) {
-	needRoot(t)
+	simtest.NeedRoot(t)
 	w := newWorld(t, simhost.Options{})
 	h := w.Host("elk91")
 	bin := program(t, "svc-test-http")
@@ -406,12 +371,12 @@ func gone(pid int, d time.Duration) bool {
 // A SIGKILLed lab takes its services with it; clean (Destroy from another
 // process) then removes the rest.
 func TestDiesWithLab(t *testing.T) {
-	needRoot(t)
-	before := machineState(t)
+	simtest.NeedRoot(t)
+	before := simtest.RootState(t)
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) { diesWithLab(t, sig) })
 	}
-	if after := machineState(t); after != before {
+	if after := simtest.RootState(t); after != before {
 		t.Errorf("the machine changed:\n%s\n---\n%s", before, after)
 	}
 }
@@ -450,7 +415,7 @@ func diesWithLab(t *testing.T, sig syscall.Signal) {
 
 // A kept world's service outlives the lab that started it, until Destroy.
 func TestKeptWorld(t *testing.T) {
-	needRoot(t)
+	simtest.NeedRoot(t)
 	id := fmt.Sprintf("kept-%d", os.Getpid())
 	lab, pid := startLab(t, "kept", id)
 	lab.Wait()

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/containers-underneath/lab/primitives/nsx"
+	"github.com/containers-underneath/lab/primitives/simhost/simtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,10 +43,10 @@ func on(t *testing.T, w *World, host, script string) string {
 // on the world's disk: what a shell writes there never reaches the
 // machine's files, and goes with the world.
 func TestHostHasItsOwnFiles(t *testing.T) {
-	needRoot(t)
+	simtest.NeedRoot(t)
 	work := t.TempDir()
 	t.Setenv("LAB_WORK_DIR", work)
-	before, top := rootState(t), topLevel(t)
+	before, top := simtest.RootState(t), topLevel(t)
 	w, err := Create("simhost-test", fmt.Sprintf("own-%d", os.Getpid()), Topology{
 		Hosts: []HostSpec{{Name: "docker01", Addr: "10.0.0.81"}, {Name: "docker02", Addr: "10.0.0.82"}},
 	}, Options{})
@@ -109,7 +110,7 @@ echo there > /yuanxiaojiang/m/g; test -f /yuanxiaojiang/u/g`)
 			t.Errorf("%s left behind: %v", d, err)
 		}
 	}
-	if after := rootState(t); after != before {
+	if after := simtest.RootState(t); after != before {
 		t.Errorf("the machine's network or mount state changed:\n--- before\n%s\n--- after\n%s", before, after)
 	}
 	if got := topLevel(t); !slices.Equal(got, top) {
@@ -122,7 +123,7 @@ echo there > /yuanxiaojiang/m/g; test -f /yuanxiaojiang/u/g`)
 // internet; anything else fails at once, never asking a server off the
 // machine.
 func TestNamesResolve(t *testing.T) {
-	needRoot(t)
+	simtest.NeedRoot(t)
 	if _, err := exec.LookPath("getent"); err != nil {
 		t.Skip("no getent")
 	}
@@ -185,7 +186,7 @@ func TestHostTarget(t *testing.T) {
 // the caller's mount namespace: rm -rf would walk into the mount (a bind of
 // the machine's /usr, say) and empty it. Tried on a host, never the machine.
 func TestRemoveTreeRefusesMounts(t *testing.T) {
-	needRoot(t)
+	simtest.NeedRoot(t)
 	w, err := Create("simhost-test", fmt.Sprintf("rm-%d", os.Getpid()), Topology{Hosts: []HostSpec{{Name: "docker02"}}}, Options{})
 	if err != nil {
 		t.Fatal(err)

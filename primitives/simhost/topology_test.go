@@ -11,6 +11,7 @@ import (
 	"github.com/containers-underneath/lab/primitives/netops"
 	"github.com/containers-underneath/lab/primitives/netstate"
 	"github.com/containers-underneath/lab/primitives/ping"
+	"github.com/containers-underneath/lab/primitives/simhost/simtest"
 )
 
 // routed is an underlay of two subnets joined by a router host, with no
@@ -52,8 +53,8 @@ func TestValidate(t *testing.T) {
 // each host's routes are its LAN's, the router forwards and the others do
 // not, and there is no internet host.
 func TestRoutedUnderlay(t *testing.T) {
-	needRoot(t)
-	before := rootState(t)
+	simtest.NeedRoot(t)
+	before := simtest.RootState(t)
 	w, err := Create("simhost-test", fmt.Sprintf("routed-%d", os.Getpid()), routed, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +63,7 @@ func TestRoutedUnderlay(t *testing.T) {
 		if err := w.Destroy(); err != nil {
 			t.Error(err)
 		}
-		if after := rootState(t); after != before {
+		if after := simtest.RootState(t); after != before {
 			t.Error("the machine's network or mount state changed")
 		}
 	}()

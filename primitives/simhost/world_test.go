@@ -16,36 +16,9 @@ import (
 
 func TestMain(m *testing.M) { simtest.Main(m) }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: simulated hosts are namespaces")
-	}
-}
-
-// rootState is what a world must never change on the machine.
-func rootState(t *testing.T) string {
-	t.Helper()
-	var b strings.Builder
-	for _, args := range [][]string{{"-d", "link"}, {"addr"}, {"route", "show", "table", "all"}, {"rule"}} {
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ip %v: %v", args, err)
-		}
-		b.Write(out)
-	}
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	b.Write(mi)
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		fmt.Fprintln(&b, "netns", e.Name())
-	}
-	return b.String()
-}
-
 func TestWorldLANAndTeardown(t *testing.T) {
-	needRoot(t)
-	before := rootState(t)
+	simtest.NeedRoot(t)
+	before := simtest.RootState(t)
 	id := fmt.Sprintf("test-%d", os.Getpid())
 	w, err := Create("simhost-test", id, Topology{Hosts: []HostSpec{{Name: "docker01", Addr: "10.0.0.81"}, {Name: "docker02", Addr: "10.0.0.82"}}}, Options{})
 	if err != nil {
@@ -123,7 +96,7 @@ func TestWorldLANAndTeardown(t *testing.T) {
 			t.Errorf("keeper of %s still running", h.Name)
 		}
 	}
-	if after := rootState(t); after != before {
+	if after := simtest.RootState(t); after != before {
 		t.Errorf("the machine's network or mount state changed:\n--- before\n%s\n--- after\n%s", before, after)
 	}
 }
