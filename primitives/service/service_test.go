@@ -349,6 +349,13 @@ func startLab(t *testing.T, mode, id string) (*exec.Cmd, int) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Whatever the child lab left (a kept world, or one it failed to use)
+	// goes when the test ends.
+	t.Cleanup(func() {
+		if w, err := simhost.Open("service-test", id); err == nil {
+			w.Destroy()
+		}
+	})
 	line, _ := bufio.NewReader(out).ReadString('\n')
 	pid, err := strconv.Atoi(strings.TrimSpace(line))
 	if err != nil {
