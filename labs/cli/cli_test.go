@@ -34,6 +34,12 @@ func lab(t *testing.T, dir string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(labtest.Binary(t), args...)
 	cmd.Dir = dir
+	return runLab(t, cmd)
+}
+
+// runLab runs cmd and returns what it printed and its exit code.
+func runLab(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -120,4 +122,51 @@ func Must(t *testing.T, h *host.Host, cmd string) {
 	if err != nil || code != 0 {
 		t.Fatalf("%s on %s: exit %d, %v\n%s", cmd, h.Name, code, err, out.String())
 	}
+}
+
+// MachineFiles are the names in the machine's / and /root: a lesson's
+// world has files of its own, and a lesson typed by hand must add none of
+// them to the machine.
+type MachineFiles struct{ top, root []string }
+
+// Files reads the machine's / and /root now.
+func Files(t *testing.T) MachineFiles {
+	t.Helper()
+	return MachineFiles{names(t, "/"), names(t, "/root")}
+}
+
+// Unchanged wants the machine's / and /root as they were, no name with mark
+// in /tmp or /root, and nothing left of the lesson's world files after
+// clean (which the caller has run).
+func (f MachineFiles) Unchanged(t *testing.T, l *engine.Lesson, mark string) {
+	t.Helper()
+	if got := names(t, "/"); !slices.Equal(got, f.top) {
+		t.Errorf("the machine's / changed: %v, was %v", got, f.top)
+	}
+	if got := names(t, "/root"); !slices.Equal(got, f.root) {
+		t.Errorf("the machine's /root changed: %v, was %v", got, f.root)
+	}
+	for _, d := range []string{"/tmp", "/root"} {
+		for _, n := range names(t, d) {
+			if strings.Contains(n, mark) {
+				t.Errorf("%s/%s is on the machine", d, n)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(engine.WorkRoot(), l.Name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("clean left the world's files: %v", err)
+	}
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
 }

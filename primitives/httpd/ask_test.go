@@ -2,18 +2,15 @@ package httpd
 
 import (
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"fmt"
-	"github.com/containers-underneath/lab/primitives/netops"
-	"github.com/containers-underneath/lab/primitives/nsx"
-	"github.com/containers-underneath/lab/primitives/simhost"
 	"io"
 	"net"
+
+	"github.com/containers-underneath/lab/primitives/nsx"
 )
 
 // /proc/net/tcp and tcp6 as the kernel writes them: addresses in host
@@ -74,21 +71,7 @@ func TestSummaryIsOneLine(t *testing.T) {
 // open the server's end is in the namespace's socket table, with the
 // client's address and port as its remote end.
 func TestAskFindsTheServersEnd(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the servers run in a simulated host's namespace")
-	}
-	w, err := simhost.Create("httpd-test", fmt.Sprintf("ask-%d", os.Getpid()), simhost.Topology{Hosts: []simhost.HostSpec{{Name: "h1"}}}, simhost.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Destroy() })
-	h := w.Host("h1")
-	if err := netops.NetnsAdd(h, "c1").Do(io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	if err := netops.LinkUp(h, "c1", "lo").Do(io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	_, h := hostWithC1(t, "ask")
 	ns := h.NetnsPath("c1")
 	for _, tc := range []struct {
 		name, listen, answer string
@@ -146,7 +129,7 @@ func TestAskFindsTheServersEnd(t *testing.T) {
 		})
 	}
 	// Nothing listening: curl's words.
-	_, err = Ask(ns, "http://127.0.0.1:81/", 300*time.Millisecond, nil)
+	_, err := Ask(ns, "http://127.0.0.1:81/", 300*time.Millisecond, nil)
 	var ce *Error
 	if e, ok := err.(*Error); ok {
 		ce = e

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containers-underneath/lab/primitives/host"
+	"github.com/containers-underneath/lab/primitives/op"
 	"github.com/containers-underneath/lab/primitives/simhost/simtest"
 
 	"github.com/containers-underneath/lab/primitives/iptables"
@@ -38,21 +39,7 @@ func TestCommands(t *testing.T) {
 // inside it is answered, the same address from the host's own namespace
 // is refused, and `ip netns pids` finds the server there.
 func TestServerInANamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the server runs in a simulated host's namespace")
-	}
-	w, err := simhost.Create("httpd-test", fmt.Sprintf("srv-%d", os.Getpid()), simhost.Topology{Hosts: []simhost.HostSpec{{Name: "h1"}}}, simhost.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Destroy() })
-	h := w.Host("h1")
-	if err := netops.NetnsAdd(h, "c1").Do(io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	if err := netops.LinkUp(h, "c1", "lo").Do(io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	w, h := hostWithC1(t, "srv")
 	var out bytes.Buffer
 	if err := Start(h, "c1", ":80", w.Dir()).Do(&out); err != nil {
 		t.Fatal(err)
@@ -67,7 +54,7 @@ func TestServerInANamespace(t *testing.T) {
 	if want := "lab-httpd at 127.0.0.1:80 answers 127.0.0.1, who asked for 127.0.0.1\n"; out.String() != want {
 		t.Errorf("body %q, want %q", out.String(), want)
 	}
-	_, err = Fetch(h.NetnsPath(""), "http://127.0.0.1/", time.Second)
+	_, err := Fetch(h.NetnsPath(""), "http://127.0.0.1/", time.Second)
 	var ce *Error
 	if !errors.As(err, &ce) || ce.Code != 7 || !strings.Contains(ce.Msg, "Connection refused") {
 		t.Errorf("from the host's own namespace: %v", err)
@@ -104,4 +91,23 @@ func TestServerInANamespace(t *testing.T) {
 	if pids, _ := netops.Pids(h.NetnsPath("c1")); len(pids) != 0 {
 		t.Errorf("server survived: %v", pids)
 	}
+}
+
+// hostWithC1 is a simulated host h1 with a namespace c1 whose lo is up,
+// removed when the test ends.
+func hostWithC1(t *testing.T, id string) (*simhost.World, *host.Host) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the servers run in a simulated host's namespace")
+	}
+	w, err := simhost.Create("httpd-test", fmt.Sprintf("%s-%d", id, os.Getpid()), simhost.Topology{Hosts: []simhost.HostSpec{{Name: "h1"}}}, simhost.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Destroy() })
+	h := w.Host("h1")
+	if err := op.Run(io.Discard, netops.NetnsAdd(h, "c1"), netops.LinkUp(h, "c1", "lo")); err != nil {
+		t.Fatal(err)
+	}
+	return w, h
 }

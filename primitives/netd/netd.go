@@ -301,7 +301,7 @@ func (d *Daemon) Remove(ctx context.Context, name string) (*Result, error) {
 				continue
 			}
 			found = true
-			r.note(d.Store.Spell("delete-tree", kv.Key, ""))
+			r.note(d.Store.Spell("delete", kv.Key, ""))
 			if err := d.Store.Delete(ctx, kv.Key); err != nil {
 				return res, err
 			}

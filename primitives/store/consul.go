@@ -126,6 +126,8 @@ func (c *Consul) Spell(verb, key, value string) string {
 		return "consul kv put " + flag + op.Quote(key) + " " + op.Quote(value)
 	case "cas":
 		return "consul kv put " + flag + "-cas -modify-index=<read> " + op.Quote(key) + " " + op.Quote(value)
+	case "delete":
+		return "consul kv delete " + flag + op.Quote(key)
 	case "delete-tree":
 		return "consul kv delete " + flag + "-recurse " + op.Quote(key)
 	}

@@ -45,7 +45,7 @@ type Store interface {
 	// ctx ends), then returns the keys under prefix and the new index.
 	Watch(ctx context.Context, prefix string, index uint64) ([]KV, uint64, error)
 	// Spell is the command a person types for a read or write: verb is
-	// "get", "get-tree", "put", "cas" or "delete-tree".
+	// "get", "get-tree", "put", "cas", "delete" or "delete-tree".
 	Spell(verb, key, value string) string
 	// Addr is where the store is, as --cluster-store names it.
 	Addr() string
